@@ -1,0 +1,123 @@
+"""The embedded engine: regopy (rego-cpp) in process, compiled once into a bundle.
+
+regopy quirks handled here (see docs/rule-authoring.md for the portable subset):
+
+* errors are printed straight to file descriptor 1, where they would corrupt a
+  JSON or SARIF report on stdout: compilation and evaluation run with fd 1
+  redirected to a capture file, and the captured text feeds the error message;
+* unsupported builtins return undefined silently: ``strict_built_in_errors``
+  makes them errors;
+* a query of a false document is undefined: the decision is always bound
+  (``x := data.pcc.decision``) and read from the binding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from regopy import Interpreter
+
+from pccguard.engines.base import (
+    DECISION_ENTRYPOINT,
+    DECISION_QUERY,
+    DecisionDocument,
+    validate_decision_document,
+)
+from pccguard.errors import EngineError, RuleError
+
+_FD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _captured_stdout() -> Iterator[list[str]]:
+    """Redirect fd 1 to a temporary file for the duration; yields a list filled with the text."""
+    captured: list[str] = []
+    with _FD_LOCK, tempfile.TemporaryFile(mode="w+b") as sink:
+        import sys
+
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            os.dup2(sink.fileno(), 1)
+            yield captured
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", "replace"))
+
+
+_LOCATION_RE = re.compile(r"--\s*(\S+?):(\d+):(\d+)")
+
+
+def describe_rego_error(printed: str, exc: BaseException | None) -> tuple[str, str | None]:
+    """One-line message and ``file:line`` from what regopy printed or raised."""
+    text = printed.strip()
+    message = None
+    location = None
+    if text:
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if lines and lines[0].startswith("Errors:") and len(lines) > 1:
+            message = lines[1]
+        found = _LOCATION_RE.search(text)
+        if found:
+            location = f"{found.group(1)}:{found.group(2)}"
+    if message is None and exc is not None:
+        found_msg = re.search(r"errormsg \d+:([^)\n]+)", str(exc))
+        message = found_msg.group(1).strip() if found_msg else str(exc).splitlines()[0]
+    return message or "policy engine error", location
+
+
+class EmbeddedEngine:
+    """Compile the rulebook once; evaluate each input against the compiled bundle."""
+
+    name = "embedded"
+
+    def __init__(self, modules: list[tuple[str, str]]) -> None:
+        self._lock = threading.Lock()
+        printed: list[str] = []
+        try:
+            with _captured_stdout() as printed:
+                builder = Interpreter()
+                builder.strict_built_in_errors = True
+                for name, source in modules:
+                    builder.add_module(name, source)
+                self._bundle = builder.build(DECISION_QUERY, [DECISION_ENTRYPOINT])
+        except Exception as exc:  # regopy.RegoError and friends
+            message, location = describe_rego_error("".join(printed), exc)
+            raise RuleError(f"Rego compile error: {message}", where=location) from None
+        self._runner = Interpreter()
+        self._runner.strict_built_in_errors = True
+
+    def evaluate(self, input_doc: dict[str, Any]) -> DecisionDocument:
+        printed: list[str] = []
+        with self._lock:
+            try:
+                with _captured_stdout() as printed:
+                    self._runner.set_input(input_doc)
+                    output = self._runner.query_bundle(self._bundle)
+                    ok = output.ok()
+                    raw = output.binding("x").json() if ok else None
+            except EngineError:
+                raise
+            except Exception as exc:
+                message, location = describe_rego_error("".join(printed), exc)
+                where = f" at {location}" if location else ""
+                raise EngineError(f"policy evaluation failed{where}: {message}") from None
+        if not ok or raw is None:
+            message, location = describe_rego_error("".join(printed), None)
+            where = f" at {location}" if location else ""
+            raise EngineError(f"policy evaluation failed{where}: {message}")
+        try:
+            doc = json.loads(raw)
+        except (json.JSONDecodeError, TypeError):
+            raise EngineError("policy engine returned a decision that is not valid JSON") from None
+        return validate_decision_document(doc)

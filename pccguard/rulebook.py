@@ -1,0 +1,80 @@
+"""The rulebook: shipped rules, custom rule directories and the Rego library.
+
+Custom directories (``--rules DIR``, repeatable) extend the shipped rulebook;
+a custom rule with the id of a shipped one replaces it (the shipped file is not
+compiled at all, so two packages can never disagree about one id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pccguard.errors import RuleError
+from pccguard.metadata import ParsedRuleFile, RuleMeta, parse_rule_file
+from pccguard.resources import shipped_rules_dir
+
+LIB_PACKAGE_PREFIX = "pcc.lib"
+DECISION_PACKAGE = "pcc"
+
+
+@dataclass
+class Rulebook:
+    rules: dict[str, RuleMeta]
+    library: list[ParsedRuleFile]
+    rule_files: list[ParsedRuleFile]
+    fixture_dirs: list[Path] = field(default_factory=list)
+
+    def modules(self) -> list[tuple[str, str]]:
+        """``(name, source)`` of every module the engine compiles, in a stable order."""
+        return [(str(f.path), f.source) for f in [*self.library, *self.rule_files]]
+
+    def by_package(self) -> dict[str, RuleMeta]:
+        return {meta.package.rsplit(".", 1)[-1]: meta for meta in self.rules.values()}
+
+    def sorted_rules(self) -> list[RuleMeta]:
+        return [self.rules[k] for k in sorted(self.rules)]
+
+
+def _rego_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.rego") if not p.name.endswith("_test.rego"))
+
+
+def collect_rule_files(rule_dirs: list[Path]) -> tuple[list[ParsedRuleFile], list[ParsedRuleFile]]:
+    """Parse library and rule files (shipped first, then each custom directory)."""
+    shipped = shipped_rules_dir()
+    library = [parse_rule_file(p) for p in _rego_files(shipped / "lib")]
+    parsed = [parse_rule_file(p) for p in _rego_files(shipped / "pcc")]
+    for folder in rule_dirs:
+        if not folder.is_dir():
+            raise RuleError("rules directory does not exist", where=str(folder))
+        for path in _rego_files(folder):
+            item = parse_rule_file(path)
+            (library if item.package.startswith(LIB_PACKAGE_PREFIX) else parsed).append(item)
+    return library, parsed
+
+
+def load_rulebook(rule_dirs: list[Path] | None = None) -> Rulebook:
+    """Load and validate the rulebook; the first problem found is raised as a one-line ``RuleError``."""
+    rule_dirs = [Path(d) for d in rule_dirs or []]
+    library, parsed = collect_rule_files(rule_dirs)
+    for item in [*library, *parsed]:
+        if item.errors:
+            raise RuleError(item.errors[0], where=None if ":" in item.errors[0] else str(item.path))
+    by_id: dict[str, ParsedRuleFile] = {}
+    shipped_root = shipped_rules_dir()
+    for item in parsed:
+        if item.meta is None:
+            raise RuleError("rule file has no # METADATA block above its package", where=str(item.path))
+        previous = by_id.get(item.meta.id)
+        if previous is not None:
+            previous_shipped = shipped_root in previous.path.resolve().parents
+            if not previous_shipped:
+                raise RuleError(
+                    f"rule id {item.meta.id} is defined twice (also in {previous.path})", where=str(item.path)
+                )
+        by_id[item.meta.id] = item
+    rule_files = sorted(by_id.values(), key=lambda f: f.meta.id if f.meta else "")
+    fixture_dirs = [shipped_root / "fixtures", *[d / "fixtures" for d in rule_dirs if (d / "fixtures").is_dir()]]
+    rules = {rid: f.meta for rid, f in by_id.items() if f.meta is not None}
+    return Rulebook(rules=rules, library=library, rule_files=rule_files, fixture_dirs=fixture_dirs)
