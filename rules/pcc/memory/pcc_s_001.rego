@@ -19,14 +19,16 @@ package pcc.rules.pcc_s_001
 import data.pcc.lib
 import rego.v1
 
+paging := lib.opt("paging")
+
 default applicable := false
 
-applicable if lib.maybe_enabled(lib.opt("paging"))
+applicable if lib.maybe_enabled(paging)
 
 deny contains lib.finding("optimizations.paging.scrub_on_free", {"scrub_on_free": false}) if {
-	lib.get(lib.opt("paging"), "scrub_on_free") == false
+    lib.get(paging, "scrub_on_free") == false
 }
 
 warn contains lib.unknown_finding("optimizations.paging.scrub_on_free") if {
-	lib.unknown(lib.opt("paging"), "scrub_on_free")
+    lib.unknown(paging, "scrub_on_free")
 }

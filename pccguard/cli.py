@@ -1,0 +1,383 @@
+"""The ``pccguard`` command line.
+
+Exit status: 0 clean, 1 findings at or above ``--fail-on`` (or failures such as
+an expired waiver), 2 usage, input or engine errors. Errors are one line on
+stderr, never a traceback (set ``PCCGUARD_DEBUG=1`` to see one). Output files
+are written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from pccguard import __version__
+from pccguard.errors import InputError, PccguardError, UsageError
+from pccguard.metadata import SEVERITIES
+from pccguard.output import emit
+
+FORMAT_CHOICES = ("table", "json", "sarif", "junit", "markdown", "html")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _split_engine_args(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    if "--" in argv:
+        index = argv.index("--")
+        return argv[:index], argv[index + 1 :]
+    return argv, None
+
+
+def _add_rule_source_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rules",
+        dest="rules_dirs",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="extra rules directory (repeatable); a rule with a shipped id overrides the shipped one",
+    )
+
+
+def _add_engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--opa-url", help="evaluate on a central OPA server (http[s]://HOST:PORT) instead")
+    parser.add_argument(
+        "--opa-token-env",
+        default="PCCGUARD_OPA_TOKEN",
+        metavar="VAR",
+        help="environment variable holding the OPA bearer token (default: %(default)s)",
+    )
+    parser.add_argument("--opa-timeout", type=float, default=5.0, metavar="SECONDS", help="default: %(default)s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pccguard",
+        description="Check LLM serving deployments against Private Cloud Compute requirements (S, E, T, P, V).",
+    )
+    parser.add_argument("--version", action="version", version=f"pccguard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    check = sub.add_parser(
+        "check",
+        help="evaluate a deployment and report verdicts",
+        description="Evaluate FACTS (a YAML/JSON facts file), or an engine's own arguments given after "
+        "'--engine NAME --', against the rulebook.",
+    )
+    check.add_argument("facts", nargs="?", type=Path, help="facts file (YAML or JSON)")
+    check.add_argument("--engine", help="collect facts from an engine's arguments given after '--' (vllm, sglang)")
+    check.add_argument("--profile", default="pcc-strict", help="profile name or file (default: %(default)s)")
+    check.add_argument("--waivers", type=Path, help="waivers file")
+    check.add_argument("--format", "-f", choices=FORMAT_CHOICES, default="table", help="default: %(default)s")
+    check.add_argument("--output", "-o", type=Path, help="write the report here (atomically) instead of stdout")
+    check.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default="low",
+        help="exit 1 when a rule fails at this severity or above (default: %(default)s)",
+    )
+    check.add_argument("--no-color", action="store_true", help="plain table output")
+    _add_rule_source_args(check)
+    _add_engine_args(check)
+
+    facts = sub.add_parser("facts", help="print the facts collected from a file or an engine's arguments")
+    facts.add_argument("facts", nargs="?", type=Path, help="facts file to validate and normalise")
+    facts.add_argument("--engine", help="collect from an engine's arguments given after '--'")
+    facts.add_argument("--output", "-o", type=Path)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of facts documents")
+    schema.add_argument("--output", "-o", type=Path)
+
+    catalog = sub.add_parser("catalog", help="list the optimization catalog")
+    catalog.add_argument("--format", "-f", choices=("table", "json"), default="table")
+
+    rules = sub.add_parser("rules", help="list, lint, test, explain, scaffold and bundle rules")
+    rsub = rules.add_subparsers(dest="rules_command", metavar="ACTION", parser_class=_Parser)
+    rlist = rsub.add_parser("list", help="list rules")
+    rlist.add_argument("--format", "-f", choices=("table", "json"), default="table")
+    _add_rule_source_args(rlist)
+    rlint = rsub.add_parser("lint", help="check metadata, catalog references and the portable Rego subset")
+    _add_rule_source_args(rlint)
+    rtest = rsub.add_parser("test", help="run every rule's fixtures")
+    rtest.add_argument("--rule", action="append", default=[], metavar="ID", help="only this rule (repeatable)")
+    _add_rule_source_args(rtest)
+    rexplain = rsub.add_parser("explain", help="show one rule: metadata, catalog row, fixtures")
+    rexplain.add_argument("rule_id", metavar="ID")
+    _add_rule_source_args(rexplain)
+    rnew = rsub.add_parser("new", help="scaffold a rule and its fixtures")
+    rnew.add_argument("rule_id", metavar="ID")
+    rnew.add_argument("--dir", type=Path, required=True, help="custom rules directory to write into")
+    rnew.add_argument("--requirement", required=True, choices=("S", "E", "T", "P", "V"))
+    rnew.add_argument("--optimization", required=True, help="catalog id the rule is about")
+    rnew.add_argument("--severity", default="medium", choices=SEVERITIES)
+    rnew.add_argument("--mitigation", help="mitigation id (default: disable:<optimization>)")
+    rnew.add_argument("--title")
+    rbundle = rsub.add_parser("bundle", help="write the rulebook as an OPA bundle directory")
+    rbundle.add_argument("out", type=Path)
+    _add_rule_source_args(rbundle)
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _collect_facts(args: argparse.Namespace, engine_args: list[str] | None):  # type: ignore[no-untyped-def]
+    from pccguard.facts_io import load_facts
+
+    if args.engine:
+        if args.facts is not None:
+            raise UsageError("give either a facts file or --engine NAME -- ARGS, not both")
+        if engine_args is None:
+            raise UsageError(f"--engine {args.engine} needs the engine's arguments after '--'")
+        from pccguard.engine_adapters import get_collector
+
+        return get_collector(args.engine)(engine_args, dict(os.environ))
+    if engine_args is not None:
+        raise UsageError("arguments after '--' need --engine NAME")
+    if args.facts is None:
+        raise UsageError("give a facts file, or --engine NAME -- ARGS")
+    return load_facts(args.facts)
+
+
+def cmd_check(args: argparse.Namespace, engine_args: list[str] | None) -> int:
+    if args.output is not None:
+        if args.output.is_dir():
+            raise UsageError(f"--output {args.output} is a directory")
+        if not args.output.parent.is_dir():
+            raise InputError("output directory does not exist", where=str(args.output.parent))
+    facts = _collect_facts(args, engine_args)
+    from pccguard.session import build_evaluator, waivers_for
+
+    token = os.environ.get(args.opa_token_env) if args.opa_url else None
+    evaluator = build_evaluator(
+        profile=args.profile,
+        rules_dirs=args.rules_dirs,
+        opa_url=args.opa_url,
+        opa_token=token,
+        opa_timeout=args.opa_timeout,
+    )
+    waivers = waivers_for(evaluator, args.waivers)
+    report = evaluator.evaluate(facts, waivers=waivers, fail_on=args.fail_on)
+    if args.opa_url and report.has_errors():
+        # A central server that cannot answer is an input/engine error, not a report.
+        raise PccguardError(report.problems[0] if report.problems else "OPA server error")
+    from pccguard.reports import render
+
+    if args.format == "table":
+        from pccguard.reports.table import render_table
+
+        to_terminal = args.output is None and sys.stdout.isatty() and not args.no_color
+        text = render_table(report, color=to_terminal and "NO_COLOR" not in os.environ)
+    else:
+        text = render(report, args.format)
+    emit(text, args.output)
+    return report.exit_code()
+
+
+def cmd_facts(args: argparse.Namespace, engine_args: list[str] | None) -> int:
+    facts = _collect_facts(args, engine_args)
+    emit(json.dumps(facts.model_dump(mode="json"), indent=2, sort_keys=True), args.output)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from pccguard.facts import facts_json_schema
+
+    emit(json.dumps(facts_json_schema(), indent=2, sort_keys=True), args.output)
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from pccguard.catalog import load_catalog
+
+    catalog = load_catalog()
+    if args.format == "json":
+        emit(catalog.model_dump_json(indent=2), None)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="PCC optimization catalog", show_lines=False)
+    for column in ("id", "category", "endangers", "title", "mitigations"):
+        table.add_column(column)
+    for row in catalog.optimizations:
+        table.add_row(row.id, row.category, " ".join(row.endangers) or "-", row.title, ", ".join(row.mitigations))
+    for risk in catalog.observability:
+        table.add_row(risk.id, "observability", " ".join(risk.endangers), risk.title, ", ".join(risk.mitigations))
+    Console().print(table)
+    return 0
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    action = args.rules_command
+    if action is None:
+        raise UsageError("rules needs an action: list, lint, test, explain, new, bundle")
+    if action == "new":
+        from pccguard.scaffold import scaffold_rule
+
+        written = scaffold_rule(
+            args.rule_id,
+            args.dir,
+            requirement=args.requirement,
+            optimization=args.optimization,
+            severity=args.severity,
+            mitigation=args.mitigation,
+            title=args.title,
+        )
+        for path in written:
+            print(f"wrote {path}")
+        return 0
+    if action == "lint":
+        return _rules_lint(args.rules_dirs)
+    from pccguard.rulebook import load_rulebook
+
+    rulebook = load_rulebook(args.rules_dirs)
+    if action == "list":
+        return _rules_list(rulebook, args.format)
+    if action == "test":
+        return _rules_test(rulebook, set(args.rule))
+    if action == "explain":
+        return _rules_explain(rulebook, args.rule_id)
+    if action == "bundle":
+        from pccguard.bundle import write_bundle
+        from pccguard.engines.embedded import EmbeddedEngine
+
+        EmbeddedEngine(rulebook.modules())  # refuse to ship a rulebook that does not compile
+        written = write_bundle(rulebook, args.out)
+        print(f"wrote OPA bundle {args.out} ({len(written)} files, root 'pcc', query data.pcc.decision)")
+        return 0
+    raise UsageError(f"unknown rules action {action!r}")
+
+
+def _rules_list(rulebook, fmt: str) -> int:  # type: ignore[no-untyped-def]
+    rules = rulebook.sorted_rules()
+    if fmt == "json":
+        emit(json.dumps([r.model_dump(mode="json") for r in rules], indent=2, sort_keys=True), None)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rules)} rules")
+    for column in ("id", "req", "severity", "optimization", "mitigation", "title"):
+        table.add_column(column)
+    for r in rules:
+        table.add_row(r.id, r.requirement, r.severity, r.optimization, r.mitigation, r.title)
+    Console().print(table)
+    return 0
+
+
+def _rules_lint(rules_dirs: list[Path]) -> int:
+    from pccguard.lint import lint_rules
+
+    problems = lint_rules(rules_dirs)
+    for problem in problems:
+        print(str(problem) + (" (warning)" if problem.severity == "warning" else ""))
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = len(problems) - len(errors)
+    print(f"rules lint: {len(errors)} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
+def _rules_test(rulebook, only: set[str]) -> int:  # type: ignore[no-untyped-def]
+    from pccguard.engines.embedded import EmbeddedEngine
+    from pccguard.fixtures import discover, missing_coverage, run_fixtures
+
+    unknown = sorted(only - set(rulebook.rules))
+    if unknown:
+        raise UsageError(f"unknown rule id(s): {', '.join(unknown)}")
+    fixtures = discover(rulebook, only or None)
+    engine = EmbeddedEngine(rulebook.modules())
+    outcomes = run_fixtures(rulebook, engine, fixtures)
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in failed:
+        fx = outcome.fixture
+        print(f"FAIL {fx.rule_id} {fx.path}: expected {fx.expect.value}, got {outcome.actual.value}: {outcome.detail}")
+    coverage = missing_coverage(rulebook, fixtures) if not only else []
+    for problem in coverage:
+        print(f"MISSING {problem}")
+    passed = len(outcomes) - len(failed)
+    print(f"{passed} passed, {len(failed) + len(coverage)} failed")
+    return 1 if failed or coverage else 0
+
+
+def _rules_explain(rulebook, rule_id: str) -> int:  # type: ignore[no-untyped-def]
+    from pccguard.catalog import load_catalog
+    from pccguard.fixtures import discover
+
+    if rule_id not in rulebook.rules:
+        raise UsageError(f"unknown rule id {rule_id!r} (see 'pccguard rules list')")
+    meta = rulebook.rules[rule_id]
+    catalog = load_catalog()
+    lines = [
+        f"{meta.id}: {meta.title}",
+        f"  requirement  {meta.requirement} ({catalog.requirements[meta.requirement].title})",
+        f"  severity     {meta.severity}",
+        f"  about        {meta.optimization} ({catalog.title_of(meta.optimization)})",
+        f"  mitigation   {meta.mitigation}",
+        f"  threats      {'; '.join(meta.threats)}",
+        f"  references   {'; '.join(meta.references)}",
+        f"  message      {meta.message}",
+        f"  file         {meta.path}:{meta.line}",
+        "",
+        *("  " + line for line in meta.description.splitlines()),
+    ]
+    if meta.remediation:
+        lines += ["", "  remediation: " + meta.remediation]
+    fixtures = discover(rulebook, {rule_id})
+    lines += ["", f"  fixtures ({len(fixtures)}):"] + [f"    {f.expect.value:15} {f.path}" for f in fixtures]
+    print("\n".join(lines))
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run(argv: Sequence[str]) -> int:
+    own, engine_args = _split_engine_args(list(argv))
+    args = build_parser().parse_args(own)
+    if args.command is None:
+        raise UsageError("no command given (try 'pccguard check examples/vllm-multitenant-default.yaml')")
+    if args.command in ("check", "facts"):
+        handler = cmd_check if args.command == "check" else cmd_facts
+        return handler(args, engine_args)
+    if engine_args is not None:
+        raise UsageError(f"'{args.command}' takes no engine arguments after '--'")
+    handlers = {"schema": cmd_schema, "catalog": cmd_catalog, "rules": cmd_rules}
+    return handlers[args.command](args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except PccguardError as exc:
+        print(f"pccguard: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pccguard: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # fail closed with one line; PCCGUARD_DEBUG=1 shows the traceback
+        if os.environ.get("PCCGUARD_DEBUG"):
+            raise
+        detail = " ".join(str(exc).split())[:300]
+        print(f"pccguard: internal error: {type(exc).__name__}: {detail}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+
+
+__all__ = ["InputError", "build_parser", "main", "run"]

@@ -1,0 +1,202 @@
+"""The terminal report: one table per PCC requirement, then a footer with the outcome.
+
+Rendered with rich into a string, so the CLI decides where it goes and whether
+it is coloured. Colour is only ever an addition: every verdict is also a word
+(``FAIL``, ``N/A``), so the report reads the same in a log file, in a terminal
+without colour and to a reader who cannot tell red from green.
+
+All report text enters rich as ``Text`` objects, never as markup strings: a
+rule title or a fact value containing ``[bold]`` is shown as written instead
+of being interpreted, and control characters are written out (see
+``_common.clean``) so a facts value cannot send escape sequences to the
+reader's terminal.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from rich import box
+from rich.console import Console, Group
+from rich.padding import Padding
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from pccguard.reports._common import (
+    VERDICT_LABELS,
+    VERDICT_WORDS,
+    clean,
+    counts_phrase,
+    deployment_label,
+    exit_meaning,
+    first_location,
+    headline,
+    location_label,
+    mitigations_label,
+    one_line,
+    outcome_label,
+    requirement_summaries,
+    results_for,
+    totals,
+)
+from pccguard.results import VERDICT_ORDER, Report, RuleResult, Verdict
+
+#: Width used when the caller does not know the terminal's (a file, a pipe, a test).
+DEFAULT_WIDTH = 100
+
+VERDICT_STYLES: dict[Verdict, str] = {
+    Verdict.PASS: "green",
+    Verdict.FAIL: "bold red",
+    Verdict.WARN: "yellow",
+    Verdict.ENFORCED: "cyan",
+    Verdict.WAIVED: "magenta",
+    Verdict.NOT_APPLICABLE: "dim",
+    Verdict.ERROR: "bold white on red",
+}
+
+SEVERITY_STYLES: dict[str, str] = {
+    "critical": "bold red",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+
+_OUTCOME_STYLES = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold white on red"}
+
+
+def verdict_text(verdict: Verdict) -> Text:
+    """The verdict label, styled; the label alone carries the meaning."""
+    return Text(VERDICT_LABELS[verdict], style=VERDICT_STYLES[verdict])
+
+
+def _counts_text(counts: dict[str, int]) -> Text:
+    """``1 fail · 2 pass`` with each count in its verdict's colour."""
+    text = Text()
+    for verdict in VERDICT_ORDER:
+        value = counts.get(verdict.value, 0)
+        if not value:
+            continue
+        if text:
+            text.append(" · ", style="dim")
+        text.append(f"{value} {VERDICT_WORDS[verdict]}", style=VERDICT_STYLES[verdict])
+    return text if text else Text(counts_phrase(counts), style="dim")
+
+
+def _finding_cell(result: RuleResult) -> Text:
+    """Rule title, then the one line that explains the verdict (finding, waiver, reason)."""
+    cell = Text(one_line(result.rule.title), style="bold")
+    line = headline(result)
+    if line:
+        cell.append("\n")
+        cell.append(one_line(line), style="red" if result.verdict == Verdict.ERROR else "")
+    return cell
+
+
+def _location_cell(result: RuleResult) -> Text:
+    location = first_location(result)
+    return Text(one_line(location_label(location)) if location else "", style="blue")
+
+
+def _rules_table(results: list[RuleResult], id_width: int) -> Table:
+    """One requirement's rules. Column widths are shared so the tables line up under each other."""
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        expand=True,
+        header_style="bold",
+    )
+    table.add_column("Verdict", width=max(len(v) for v in VERDICT_LABELS.values()), no_wrap=True)
+    table.add_column("Rule", width=id_width, overflow="fold")
+    table.add_column("Severity", width=len("critical"), overflow="fold")
+    table.add_column("Finding", ratio=3, overflow="fold")
+    table.add_column("Location", ratio=1, overflow="fold")
+    for result in results:
+        table.add_row(
+            verdict_text(result.verdict),
+            Text(result.id),
+            Text(clean(result.severity), style=SEVERITY_STYLES.get(result.severity, "")),
+            _finding_cell(result),
+            _location_cell(result),
+        )
+    return table
+
+
+def _footer(report: Report) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("Deployment", Text(one_line(deployment_label(report))))
+    grid.add_row("Mitigations", Text(one_line(mitigations_label(report))))
+    grid.add_row(
+        "Profile",
+        Text(f"{one_line(report.profile)} (fails on severity {one_line(report.fail_on)} and above)"),
+    )
+    grid.add_row("Policy engine", Text(one_line(report.engine)))
+    tool = report.tool
+    grid.add_row("Tool", Text(one_line(f"{tool.get('name', 'pccguard')} {tool.get('version', '')}".strip())))
+    grid.add_row("Totals", _counts_text(totals(report.results)))
+    if report.problems:
+        problems = Text(style="red")
+        for index, problem in enumerate(report.problems):
+            if index:
+                problems.append("\n")
+            problems.append(f"- {one_line(problem)}")
+        grid.add_row(Text("Problems", style="bold red"), problems)
+    outcome = outcome_label(report)
+    result = Text.assemble((outcome, _OUTCOME_STYLES[outcome]), " ", exit_meaning(report))
+    grid.add_row("Result", result)
+    return grid
+
+
+def render_table(report: Report, *, color: bool = False, width: int | None = None) -> str:
+    """The report as terminal text; with ``color`` it carries ANSI styles (16-colour palette).
+
+    The console is isolated from the environment (no ``COLUMNS``, ``NO_COLOR``
+    or terminal detection) so the same report always renders to the same text:
+    the caller decides colour and width, typically from its own terminal check.
+    """
+    buffer = StringIO()
+    console = Console(
+        file=buffer,
+        width=width or DEFAULT_WIDTH,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        force_jupyter=False,
+        force_interactive=False,
+        no_color=not color,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=False,
+        legacy_windows=False,
+        _environ={},
+    )
+    title = Text.assemble(
+        ("PCC compliance", "bold"),
+        " · ",
+        one_line(deployment_label(report)),
+        " · profile ",
+        one_line(report.profile),
+    )
+    console.print(title)
+    console.print()
+    id_width = max([len(r.id) for r in report.results] + [len("Rule")])
+    for summary in requirement_summaries(report):
+        header = Text.assemble(
+            (summary.letter, "bold"),
+            "  ",
+            (one_line(summary.title), "bold"),
+            "  ",
+            verdict_text(summary.verdict),
+            "  ",
+            _counts_text(summary.counts),
+        )
+        results = results_for(report, summary.letter)
+        body = _rules_table(results, id_width) if results else Text("no rules evaluated", style="dim")
+        console.print(Group(header, Padding(body, (0, 0, 1, 3))))
+    console.print(Rule(style="dim"))
+    console.print(_footer(report))
+    return buffer.getvalue()

@@ -1,0 +1,43 @@
+"""Build an evaluator from user-facing options; shared by the CLI and the serving plugins."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pccguard.engines.base import PolicyEngine
+from pccguard.engines.embedded import EmbeddedEngine
+from pccguard.engines.opa import OpaServerEngine
+from pccguard.evaluate import Evaluator
+from pccguard.profiles import load_profile
+from pccguard.rulebook import Rulebook, load_rulebook
+from pccguard.waivers import WaiverSet, load_waivers
+
+
+def build_engine(
+    rulebook: Rulebook, *, opa_url: str | None = None, opa_token: str | None = None, opa_timeout: float = 5.0
+) -> PolicyEngine:
+    """The embedded engine unless an OPA server URL is given."""
+    if opa_url:
+        return OpaServerEngine(opa_url, token=opa_token, timeout=opa_timeout)
+    return EmbeddedEngine(rulebook.modules())
+
+
+def build_evaluator(
+    *,
+    profile: str = "pcc-strict",
+    rules_dirs: list[Path] | None = None,
+    opa_url: str | None = None,
+    opa_token: str | None = None,
+    opa_timeout: float = 5.0,
+) -> Evaluator:
+    rulebook = load_rulebook(rules_dirs or [])
+    chosen = load_profile(profile, rulebook)
+    engine = build_engine(rulebook, opa_url=opa_url, opa_token=opa_token, opa_timeout=opa_timeout)
+    return Evaluator(rulebook, chosen, engine)
+
+
+def waivers_for(evaluator: Evaluator, path: Path | None, today: dt.date | None = None) -> WaiverSet | None:
+    if path is None:
+        return None
+    return load_waivers(path, known_rules=set(evaluator.rulebook.rules), today=today)

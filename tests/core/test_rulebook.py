@@ -1,0 +1,125 @@
+"""The shipped rulebook: catalog coverage, fixtures, lint, profiles, custom directories, scaffolding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pccguard.catalog import load_catalog
+from pccguard.engines.embedded import EmbeddedEngine
+from pccguard.fixtures import discover, missing_coverage, run_fixtures
+from pccguard.lint import lint_rules
+from pccguard.mitigations import is_valid_mitigation
+from pccguard.profiles import load_profile, shipped_profiles
+from pccguard.rulebook import load_rulebook
+from tests.core.support import run_cli
+
+RULEBOOK = load_rulebook()
+ENGINE = EmbeddedEngine(RULEBOOK.modules())
+FIXTURES = discover(RULEBOOK)
+
+
+def test_every_catalog_row_and_letter_is_covered():
+    covered = {(r.optimization, r.requirement) for r in RULEBOOK.rules.values()}
+    missing = sorted(load_catalog().endangered_pairs() - covered)
+    assert missing == [], f"catalog rows × letters without a rule: {missing}"
+
+
+def test_rule_metadata_references_are_valid():
+    catalog = load_catalog()
+    for rule in RULEBOOK.rules.values():
+        assert rule.optimization in catalog.all_ids(), rule.id
+        assert is_valid_mitigation(rule.mitigation), rule.id
+        assert rule.id.startswith(f"PCC-{rule.requirement}-"), rule.id
+
+
+def test_every_rule_has_pass_and_fail_fixtures():
+    assert missing_coverage(RULEBOOK, FIXTURES) == []
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f"{f.rule_id}/{f.path.name}")
+def test_fixture(fixture):
+    (outcome,) = run_fixtures(RULEBOOK, ENGINE, [fixture])
+    assert outcome.ok, f"expected {fixture.expect.value}, got {outcome.actual.value}: {outcome.detail}"
+
+
+def test_shipped_rulebook_lints_clean():
+    errors = [str(p) for p in lint_rules([]) if p.severity == "error"]
+    assert errors == []
+
+
+def test_profiles_are_data_over_the_same_rules():
+    profiles = shipped_profiles()
+    assert {"pcc-strict", "multi-tenant-baseline"} <= set(profiles)
+    for name in profiles:
+        profile = load_profile(name, RULEBOOK)
+        assert set(profile.exclude) <= set(RULEBOOK.rules)
+    strict, baseline = load_profile("pcc-strict"), load_profile("multi-tenant-baseline")
+    assert strict.params["max_prefix_cache_ttl_seconds"] == 0
+    assert baseline.params["max_prefix_cache_ttl_seconds"] > 0
+
+
+def test_lint_flags_every_portable_subset_violation(tmp_path):
+    rule = (Path(__file__).parent / "data_bad_rule.rego").read_text()
+    (tmp_path / "bad.rego").write_text(rule)
+    codes = {p.code for p in lint_rules([tmp_path]) if str(tmp_path) in p.path}
+    assert {"PCC101", "PCC102", "PCC103", "PCC104", "PCC105", "PCC106", "PCC107", "PCC108", "PCC109", "PCC110"} <= codes
+
+
+def test_lint_cli_reports_and_fails(tmp_path):
+    (tmp_path / "bad.rego").write_text((Path(__file__).parent / "data_bad_rule.rego").read_text())
+    result = run_cli("rules", "lint", "--rules", tmp_path)
+    assert result.returncode == 1
+    assert "PCC101" in result.stdout and "bad.rego:" in result.stdout
+
+
+def test_scaffold_then_lint_and_test_pass(tmp_path):
+    created = run_cli(
+        "rules", "new", "ACME-P-001", "--dir", tmp_path, "--requirement", "P", "--optimization", "global_profiling"
+    )
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "acme_p_001.rego").is_file()
+    lint = run_cli("rules", "lint", "--rules", tmp_path)
+    assert lint.returncode == 0, lint.stdout
+    tested = run_cli("rules", "test", "--rules", tmp_path, "--rule", "ACME-P-001")
+    assert tested.returncode == 0, tested.stdout
+    assert "2 passed, 0 failed" in tested.stdout
+    again = run_cli(
+        "rules", "new", "ACME-P-001", "--dir", tmp_path, "--requirement", "P", "--optimization", "global_profiling"
+    )
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+
+
+def test_custom_rule_overrides_shipped_rule_by_id(tmp_path):
+    shipped = RULEBOOK.rules["PCC-S-001"]
+    source = Path(shipped.path).read_text()
+    (tmp_path / "override.rego").write_text(source.replace("severity: high", "severity: low"))
+    rulebook = load_rulebook([tmp_path])
+    assert rulebook.rules["PCC-S-001"].severity == "low"
+    assert Path(rulebook.rules["PCC-S-001"].path).parent == tmp_path
+    assert len(rulebook.rules) == len(RULEBOOK.rules)
+    EmbeddedEngine(rulebook.modules())  # exactly one package per id compiles
+
+
+def test_duplicate_ids_in_one_custom_directory_are_an_error(tmp_path):
+    shipped = Path(RULEBOOK.rules["PCC-S-001"].path).read_text()
+    (tmp_path / "a.rego").write_text(shipped)
+    (tmp_path / "b.rego").write_text(shipped)
+    result = run_cli("rules", "list", "--rules", tmp_path)
+    assert result.returncode == 2 and "defined twice" in result.stderr
+
+
+def test_rules_list_json_and_explain():
+    listed = run_cli("rules", "list", "--format", "json")
+    rules = json.loads(listed.stdout)
+    assert [r["id"] for r in rules] == sorted(RULEBOOK.rules)
+    explained = run_cli("rules", "explain", "PCC-S-001")
+    assert explained.returncode == 0 and "scrub_freed_kv" in explained.stdout and "fixtures (" in explained.stdout
+
+
+def test_rules_test_cli_runs_the_same_fixtures():
+    result = run_cli("rules", "test", timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert f"{len(FIXTURES)} passed, 0 failed" in result.stdout
