@@ -111,7 +111,7 @@ class AuditLog:
         tenant = fields.pop("tenant", None)
         if isinstance(tenant, str):
             fields["tenant_ref"] = self.pseudonym(tenant)
-        event = AuditEvent(kind=kind, engine=self.engine, **fields)  # type: ignore[arg-type]
+        event = AuditEvent.model_validate({"kind": kind, "engine": self.engine, **fields})
         with self._lock:
             self._counts[(event.kind.value, event.mitigation or "-")] += event.count
         for sink in self.sinks:

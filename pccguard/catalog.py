@@ -66,14 +66,19 @@ class Catalog(_Strict):
 
     def endangered_pairs(self) -> set[tuple[str, Letter]]:
         """Every (catalog id, letter) a rule must cover."""
-        rows: list[CatalogOptimization | ObservabilityRisk] = [*self.optimizations, *self.observability]
-        return {(row.id, letter) for row in rows for letter in row.endangers}
+        return {(row.id, letter) for row in self.rows() for letter in row.endangers}
+
+    def rows(self) -> list[CatalogOptimization | ObservabilityRisk]:
+        return [*self.optimizations, *self.observability]
+
+    def row(self, item_id: str) -> CatalogOptimization | ObservabilityRisk:
+        for row in self.rows():
+            if row.id == item_id:
+                return row
+        raise KeyError(item_id)
 
     def title_of(self, item_id: str) -> str:
-        for row in [*self.optimizations, *self.observability]:
-            if row.id == item_id:
-                return row.title
-        raise KeyError(item_id)
+        return self.row(item_id).title
 
 
 def catalog_path() -> Path:

@@ -14,12 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pccguard import __version__
 from pccguard.errors import InputError, PccguardError, UsageError
 from pccguard.metadata import SEVERITIES
 from pccguard.output import emit
+
+if TYPE_CHECKING:
+    from pccguard.facts import DeploymentFacts
+    from pccguard.rulebook import Rulebook
 
 FORMAT_CHOICES = ("table", "json", "sarif", "junit", "markdown", "html")
 
@@ -58,7 +62,9 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
         metavar="VAR",
         help="environment variable holding the OPA bearer token (default: %(default)s)",
     )
-    parser.add_argument("--opa-timeout", type=float, default=5.0, metavar="SECONDS", help="default: %(default)s")
+    parser.add_argument(
+        "--opa-timeout", type=float, default=5.0, metavar="SECONDS", help="default: %(default)s"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,11 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         "'--engine NAME --', against the rulebook.",
     )
     check.add_argument("facts", nargs="?", type=Path, help="facts file (YAML or JSON)")
-    check.add_argument("--engine", help="collect facts from an engine's arguments given after '--' (vllm, sglang)")
+    check.add_argument(
+        "--engine", help="collect facts from an engine's arguments given after '--' (vllm, sglang)"
+    )
     check.add_argument("--profile", default="pcc-strict", help="profile name or file (default: %(default)s)")
     check.add_argument("--waivers", type=Path, help="waivers file")
     check.add_argument("--format", "-f", choices=FORMAT_CHOICES, default="table", help="default: %(default)s")
-    check.add_argument("--output", "-o", type=Path, help="write the report here (atomically) instead of stdout")
+    check.add_argument(
+        "--output", "-o", type=Path, help="write the report here (atomically) instead of stdout"
+    )
     check.add_argument(
         "--fail-on",
         choices=SEVERITIES,
@@ -110,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     rlint = rsub.add_parser("lint", help="check metadata, catalog references and the portable Rego subset")
     _add_rule_source_args(rlint)
     rtest = rsub.add_parser("test", help="run every rule's fixtures")
-    rtest.add_argument("--rule", action="append", default=[], metavar="ID", help="only this rule (repeatable)")
+    rtest.add_argument(
+        "--rule", action="append", default=[], metavar="ID", help="only this rule (repeatable)"
+    )
     _add_rule_source_args(rtest)
     rexplain = rsub.add_parser("explain", help="show one rule: metadata, catalog row, fixtures")
     rexplain.add_argument("rule_id", metavar="ID")
@@ -132,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- commands
 
 
-def _collect_facts(args: argparse.Namespace, engine_args: list[str] | None):  # type: ignore[no-untyped-def]
+def _collect_facts(args: argparse.Namespace, engine_args: list[str] | None) -> DeploymentFacts:
     from pccguard.facts_io import load_facts
 
     if args.engine:
@@ -212,9 +224,13 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     for column in ("id", "category", "endangers", "title", "mitigations"):
         table.add_column(column)
     for row in catalog.optimizations:
-        table.add_row(row.id, row.category, " ".join(row.endangers) or "-", row.title, ", ".join(row.mitigations))
+        table.add_row(
+            row.id, row.category, " ".join(row.endangers) or "-", row.title, ", ".join(row.mitigations)
+        )
     for risk in catalog.observability:
-        table.add_row(risk.id, "observability", " ".join(risk.endangers), risk.title, ", ".join(risk.mitigations))
+        table.add_row(
+            risk.id, "observability", " ".join(risk.endangers), risk.title, ", ".join(risk.mitigations)
+        )
     Console().print(table)
     return 0
 
@@ -260,7 +276,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown rules action {action!r}")
 
 
-def _rules_list(rulebook, fmt: str) -> int:  # type: ignore[no-untyped-def]
+def _rules_list(rulebook: Rulebook, fmt: str) -> int:
     rules = rulebook.sorted_rules()
     if fmt == "json":
         emit(json.dumps([r.model_dump(mode="json") for r in rules], indent=2, sort_keys=True), None)
@@ -289,7 +305,7 @@ def _rules_lint(rules_dirs: list[Path]) -> int:
     return 1 if errors else 0
 
 
-def _rules_test(rulebook, only: set[str]) -> int:  # type: ignore[no-untyped-def]
+def _rules_test(rulebook: Rulebook, only: set[str]) -> int:
     from pccguard.engines.embedded import EmbeddedEngine
     from pccguard.fixtures import discover, missing_coverage, run_fixtures
 
@@ -302,7 +318,9 @@ def _rules_test(rulebook, only: set[str]) -> int:  # type: ignore[no-untyped-def
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
         fx = outcome.fixture
-        print(f"FAIL {fx.rule_id} {fx.path}: expected {fx.expect.value}, got {outcome.actual.value}: {outcome.detail}")
+        print(
+            f"FAIL {fx.rule_id} {fx.path}: expected {fx.expect.value}, got {outcome.actual.value}: {outcome.detail}"
+        )
     coverage = missing_coverage(rulebook, fixtures) if not only else []
     for problem in coverage:
         print(f"MISSING {problem}")
@@ -311,7 +329,7 @@ def _rules_test(rulebook, only: set[str]) -> int:  # type: ignore[no-untyped-def
     return 1 if failed or coverage else 0
 
 
-def _rules_explain(rulebook, rule_id: str) -> int:  # type: ignore[no-untyped-def]
+def _rules_explain(rulebook: Rulebook, rule_id: str) -> int:
     from pccguard.catalog import load_catalog
     from pccguard.fixtures import discover
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,11 +101,14 @@ class Evaluator:
         except EngineError as exc:
             engine_error = exc.one_line()
             problems.append(f"policy engine error: {engine_error}")
+        if decision is not None:
+            for pkg, message in sorted(decision.get("errors", {}).items()):
+                problems.append(f"rule package {pkg} failed: {message}")
         results = [
             self._verdict(rule, facts, input_doc["facts"], decision, engine_error, waivers)
             for rule in self.active_rules()
         ]
-        titles = {letter: req.title for letter, req in self.catalog.requirements.items()}
+        titles: dict[str, str] = {letter: req.title for letter, req in self.catalog.requirements.items()}
         return Report(
             tool={"name": "pccguard", "version": __version__},
             deployment={
@@ -139,6 +143,9 @@ class Evaluator:
         if decision is None:
             return result(Verdict.ERROR, reason=engine_error or "no decision")
         pkg = rule.package.rsplit(".", 1)[-1]
+        rule_errors = decision.get("errors", {})
+        if pkg in rule_errors:
+            return result(Verdict.ERROR, reason=f"rule evaluation failed: {rule_errors[pkg]}")
         if pkg not in decision["applicable"]:
             return result(Verdict.ERROR, reason="the rule produced no decision ('applicable' is undefined)")
         if not decision["applicable"][pkg]:
@@ -172,7 +179,7 @@ class Evaluator:
 
     @staticmethod
     def _finding(
-        rule: RuleMeta, raw: dict[str, Any], facts: DeploymentFacts, facts_doc: dict[str, Any]
+        rule: RuleMeta, raw: Mapping[str, Any], facts: DeploymentFacts, facts_doc: dict[str, Any]
     ) -> FindingResult:
         params = raw.get("params") or {}
         fact = raw.get("fact") if isinstance(raw.get("fact"), str) else None

@@ -51,7 +51,11 @@ class FixtureOutcome:
 def load_fixture(rule_id: str, path: Path) -> Fixture:
     doc = load_document(path)
     data = doc.data
-    if not isinstance(data, dict) or not {"expect", "facts"} <= set(data) or set(data) - {"expect", "facts", "profile"}:
+    if (
+        not isinstance(data, dict)
+        or not {"expect", "facts"} <= set(data)
+        or set(data) - {"expect", "facts", "profile"}
+    ):
         raise InputError("a fixture has keys expect, facts and optionally profile", where=str(path))
     if data["expect"] not in _VERDICTS:
         raise InputError(f"unknown expected verdict {data['expect']!r}", where=str(path))

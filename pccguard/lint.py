@@ -36,15 +36,27 @@ class LintProblem:
 #: (code, pattern, why) for constructs outside the portable subset.
 FORBIDDEN: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("PCC101", re.compile(r"\bwith\s+input\b"), "`with input` crashes regopy; use fixtures instead"),
-    ("PCC102", re.compile(r"\bsemver\."), "semver builtins miscompare on regopy; compare version_tuple facts"),
-    ("PCC103", re.compile(r"\bsprintf\s*\("), "sprintf quotes strings on regopy; use the METADATA message template"),
+    (
+        "PCC102",
+        re.compile(r"\bsemver\."),
+        "semver builtins miscompare on regopy; compare version_tuple facts",
+    ),
+    (
+        "PCC103",
+        re.compile(r"\bsprintf\s*\("),
+        "sprintf quotes strings on regopy; use the METADATA message template",
+    ),
     ("PCC104", re.compile(r"%q"), "%q is not supported by regopy"),
     ("PCC105", re.compile(r"\btime\.parse"), "time parsing fails on regopy; evaluate dates in Python"),
     ("PCC106", re.compile(r"\bhttp\.send\b"), "http.send is unsupported and rules read only facts"),
     ("PCC107", re.compile(r"\bnet\.[a-z_]+\s*\("), "net.* builtins are unsupported on regopy"),
     ("PCC108", re.compile(r"\bjson\.match_schema\b"), "json.match_schema is unsupported on regopy"),
     ("PCC109", re.compile(r"\bprint\s*\("), "print writes to stdout and corrupts machine-readable reports"),
-    ("PCC110", re.compile(r"\brego\.metadata\."), "rego.metadata is undefined on regopy; pccguard parses METADATA"),
+    (
+        "PCC110",
+        re.compile(r"\brego\.metadata\."),
+        "rego.metadata is undefined on regopy; pccguard parses METADATA",
+    ),
     (
         "PCC111",
         re.compile(r"^[A-Za-z_]\w*(\[[^\]]*\])?(\s*=\s*[^{:=\n]+)?\s*\{\s*$", re.M),
@@ -106,17 +118,24 @@ def lint_file(item: ParsedRuleFile, is_library: bool) -> list[LintProblem]:
     if item.meta is None and not item.errors:
         problems.append(LintProblem(path, 1, "PCC001", "no # METADATA block above the package statement"))
     if not re.search(r"^\s*(default\s+)?applicable\b", code, re.M):
-        problems.append(LintProblem(path, 1, "PCC002", "rule must define `applicable` (use `default applicable := false`)"))
+        problems.append(
+            LintProblem(
+                path, 1, "PCC002", "rule must define `applicable` (use `default applicable := false`)"
+            )
+        )
     if not re.search(r"^\s*(deny|warn)\s+contains\b", code, re.M):
-        problems.append(LintProblem(path, 1, "PCC003", "rule defines neither `deny contains` nor `warn contains`"))
+        problems.append(
+            LintProblem(path, 1, "PCC003", "rule defines neither `deny contains` nor `warn contains`")
+        )
     if item.meta is not None:
         catalog = load_catalog()
         meta = item.meta
         if meta.optimization not in catalog.all_ids():
-            problems.append(LintProblem(path, meta.line, "PCC004", f"unknown catalog id {meta.optimization!r}"))
+            problems.append(
+                LintProblem(path, meta.line, "PCC004", f"unknown catalog id {meta.optimization!r}")
+            )
         else:
-            rows = [*catalog.optimizations, *catalog.observability]
-            row = next(r for r in rows if r.id == meta.optimization)
+            row = catalog.row(meta.optimization)
             if meta.requirement not in row.endangers:
                 problems.append(
                     LintProblem(
@@ -128,7 +147,9 @@ def lint_file(item: ParsedRuleFile, is_library: bool) -> list[LintProblem]:
                     )
                 )
         if not is_valid_mitigation(meta.mitigation):
-            problems.append(LintProblem(path, meta.line, "PCC006", f"unknown mitigation id {meta.mitigation!r}"))
+            problems.append(
+                LintProblem(path, meta.line, "PCC006", f"unknown mitigation id {meta.mitigation!r}")
+            )
     return problems
 
 
@@ -158,7 +179,9 @@ def lint_rules(rule_dirs: list[Path]) -> list[LintProblem]:
             for item in group[1:]:
                 line = item.meta.line if item.meta else 1
                 problems.append(
-                    LintProblem(str(item.path), line, "PCC007", f"duplicate rule id {rule_id} (also {group[0].path})")
+                    LintProblem(
+                        str(item.path), line, "PCC007", f"duplicate rule id {rule_id} (also {group[0].path})"
+                    )
                 )
     if not any(p.severity == "error" for p in problems):
         try:
@@ -167,6 +190,7 @@ def lint_rules(rule_dirs: list[Path]) -> list[LintProblem]:
             EmbeddedEngine(load_rulebook(rule_dirs).modules())
         except PccguardError as exc:
             where = exc.where or "rulebook"
-            file, _, line = where.partition(":")
-            problems.append(LintProblem(file, int(line) if line.isdigit() else 1, "PCC008", exc.message))
+            file, _, line_text = where.partition(":")
+            line = int(line_text) if line_text.isdigit() else 1
+            problems.append(LintProblem(file, line, "PCC008", exc.message))
     return sorted(problems)

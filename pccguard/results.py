@@ -125,6 +125,8 @@ def summarize(results: list[RuleResult], titles: dict[str, str]) -> list[Require
         mine = [r.verdict for r in results if r.rule.requirement == letter]
         counts = {v.value: mine.count(v) for v in VERDICT_ORDER}
         summaries.append(
-            RequirementSummary(letter=letter, title=titles.get(letter, letter), verdict=worst(mine), counts=counts)
+            RequirementSummary(
+                letter=letter, title=titles.get(letter, letter), verdict=worst(mine), counts=counts
+            )
         )
     return summaries

@@ -75,6 +75,9 @@ def load_rulebook(rule_dirs: list[Path] | None = None) -> Rulebook:
                 )
         by_id[item.meta.id] = item
     rule_files = sorted(by_id.values(), key=lambda f: f.meta.id if f.meta else "")
-    fixture_dirs = [shipped_root / "fixtures", *[d / "fixtures" for d in rule_dirs if (d / "fixtures").is_dir()]]
+    fixture_dirs = [
+        shipped_root / "fixtures",
+        *[d / "fixtures" for d in rule_dirs if (d / "fixtures").is_dir()],
+    ]
     rules = {rid: f.meta for rid, f in by_id.items() if f.meta is not None}
     return Rulebook(rules=rules, library=library, rule_files=rule_files, fixture_dirs=fixture_dirs)

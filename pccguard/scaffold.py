@@ -107,7 +107,9 @@ def scaffold_rule(
     )
     for name, expect, enabled in (("pass.yaml", "pass", "false"), ("fail.yaml", "fail", "true")):
         (fixture_dir / name).write_text(
-            FIXTURE_TEMPLATE.format(expect=expect, section=section, optimization=optimization, enabled=enabled),
+            FIXTURE_TEMPLATE.format(
+                expect=expect, section=section, optimization=optimization, enabled=enabled
+            ),
             encoding="utf-8",
         )
     return targets

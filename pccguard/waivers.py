@@ -69,7 +69,9 @@ def load_waivers(path: Path | str, *, known_rules: set[str], today: dt.date | No
     doc = load_document(path)
     data = doc.data
     if not isinstance(data, dict) or set(data) != {"waivers"} or not isinstance(data["waivers"], list):
-        raise InputError("a waivers file is a mapping with one key, 'waivers', holding a list", where=str(path))
+        raise InputError(
+            "a waivers file is a mapping with one key, 'waivers', holding a list", where=str(path)
+        )
     good: list[Waiver] = []
     problems: list[str] = []
     for index, entry in enumerate(data["waivers"]):
@@ -86,7 +88,9 @@ def load_waivers(path: Path | str, *, known_rules: set[str], today: dt.date | No
         if waiver.rule not in known_rules:
             problems.append(f"{where}: waiver names unknown rule {waiver.rule}; it waives nothing")
         elif waiver.expired(today):
-            problems.append(f"{where}: waiver for {waiver.rule} expired on {waiver.expires}; it waives nothing")
+            problems.append(
+                f"{where}: waiver for {waiver.rule} expired on {waiver.expires}; it waives nothing"
+            )
         else:
             good.append(waiver)
     return WaiverSet(waivers=good, problems=problems, source=str(path))

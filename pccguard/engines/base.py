@@ -28,11 +28,16 @@ class Finding(TypedDict, total=False):
     params: dict[str, Any]
 
 
-class DecisionDocument(TypedDict):
+class _DecisionRequired(TypedDict):
     schema: int
     applicable: dict[str, bool]
     deny: dict[str, list[Finding]]
     warn: dict[str, list[Finding]]
+
+
+class DecisionDocument(_DecisionRequired, total=False):
+    #: Rule package → error message, for rules that failed while the others evaluated.
+    errors: dict[str, str]
 
 
 class PolicyEngine(Protocol):
@@ -53,6 +58,9 @@ def validate_decision_document(doc: Any) -> DecisionDocument:
         part = doc.get(key)
         if not isinstance(part, dict):
             raise EngineError(f"policy decision field {key!r} is missing or not an object")
+    errors = doc.get("errors", {})
+    if not isinstance(errors, dict) or not all(isinstance(v, str) for v in errors.values()):
+        raise EngineError("policy decision field 'errors' is not an object of messages")
     for pkg, flag in doc["applicable"].items():
         if not isinstance(flag, bool):
             raise EngineError(f"rule {pkg}: 'applicable' is not a boolean")

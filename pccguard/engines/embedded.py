@@ -55,6 +55,7 @@ def _captured_stdout() -> Iterator[list[str]]:
             captured.append(sink.read().decode("utf-8", "replace"))
 
 
+_RULE_PACKAGE_RE = re.compile(r"^package\s+(pcc\.rules\.[A-Za-z_][\w]*)\s*$", re.M)
 _LOCATION_RE = re.compile(r"--\s*(\S+?):(\d+):(\d+)")
 
 
@@ -74,6 +75,24 @@ def describe_rego_error(printed: str, exc: BaseException | None) -> tuple[str, s
         found_msg = re.search(r"errormsg \d+:([^)\n]+)", str(exc))
         message = found_msg.group(1).strip() if found_msg else str(exc).splitlines()[0]
     return message or "policy engine error", location
+
+
+def output_error_messages(output: Any) -> list[str]:
+    """The ``errormsg`` texts of a failed regopy ``Output`` (only reachable through its child nodes)."""
+    from regopy.rego_shared import rego_node_json
+
+    messages: list[str] = []
+    try:
+        root = output.node()
+        for index in range(len(root)):
+            text = rego_node_json(root.at(index)._impl)
+            for found in re.finditer(r"errormsg \d+:([^)\n]+)", text):
+                message = found.group(1).strip()
+                if message not in messages:
+                    messages.append(message)
+    except Exception:  # the error text is best effort; the failure itself is already certain
+        return messages
+    return messages
 
 
 class EmbeddedEngine:
@@ -96,6 +115,10 @@ class EmbeddedEngine:
             raise RuleError(f"Rego compile error: {message}", where=location) from None
         self._runner = Interpreter()
         self._runner.strict_built_in_errors = True
+        self._modules = list(modules)
+        self._packages = sorted(
+            {m.group(1).rsplit(".", 1)[-1] for _, src in modules if (m := _RULE_PACKAGE_RE.search(src))}
+        )
 
     def evaluate(self, input_doc: dict[str, Any]) -> DecisionDocument:
         printed: list[str] = []
@@ -106,6 +129,7 @@ class EmbeddedEngine:
                     output = self._runner.query_bundle(self._bundle)
                     ok = output.ok()
                     raw = output.binding("x").json() if ok else None
+                    details = [] if ok else output_error_messages(output)
             except EngineError:
                 raise
             except Exception as exc:
@@ -114,10 +138,49 @@ class EmbeddedEngine:
                 raise EngineError(f"policy evaluation failed{where}: {message}") from None
         if not ok or raw is None:
             message, location = describe_rego_error("".join(printed), None)
+            if details:
+                message = "; ".join(details[:3])
             where = f" at {location}" if location else ""
+            isolated = self._isolate(input_doc)
+            if isolated is not None:
+                return isolated
             raise EngineError(f"policy evaluation failed{where}: {message}")
         try:
             doc = json.loads(raw)
         except (json.JSONDecodeError, TypeError):
             raise EngineError("policy engine returned a decision that is not valid JSON") from None
+        return validate_decision_document(doc)
+
+    def _isolate(self, input_doc: dict[str, Any]) -> DecisionDocument | None:
+        """After a failed decision, evaluate rule by rule so only the failing rules become errors.
+
+        Slow (it recompiles), but it runs only when something is already wrong,
+        and it turns "the whole report is error" into "these rules are error".
+        Returns ``None`` when nothing can be isolated (e.g. the library is broken).
+        """
+        doc: dict[str, Any] = {"schema": 1, "applicable": {}, "deny": {}, "warn": {}, "errors": {}}
+        printed: list[str] = []
+        try:
+            with _captured_stdout() as printed:
+                rego = Interpreter()
+                rego.strict_built_in_errors = True
+                for name, source in self._modules:
+                    rego.add_module(name, source)
+                rego.set_input(input_doc)
+                for pkg in self._packages:
+                    output = rego.query(f"x := data.pcc.rules.{pkg}")
+                    if not output.ok():
+                        reason = "; ".join(output_error_messages(output)[:3]) or "evaluation failed"
+                        doc["errors"][pkg] = reason
+                        continue
+                    value = json.loads(output.binding("x").json())
+                    if "applicable" in value:
+                        doc["applicable"][pkg] = value["applicable"]
+                    for key in ("deny", "warn"):
+                        if key in value:
+                            doc[key][pkg] = value[key]
+        except Exception:
+            return None
+        if not doc["errors"]:
+            return None
         return validate_decision_document(doc)

@@ -85,18 +85,24 @@ def _counts_text(counts: dict[str, int]) -> Text:
 
 
 def _finding_cell(result: RuleResult) -> Text:
-    """Rule title, then the one line that explains the verdict (finding, waiver, reason)."""
+    """Rule title; the line that explains the verdict (finding, waiver, reason); where it came from.
+
+    The location sits under the text rather than in a column of its own: a
+    facts path or a flag name is often as long as the message, and a column
+    for it would squeeze the message into a narrow strip on an 80-100 column
+    terminal.
+    """
     cell = Text(one_line(result.rule.title), style="bold")
     line = headline(result)
     if line:
         cell.append("\n")
         cell.append(one_line(line), style="red" if result.verdict == Verdict.ERROR else "")
-    return cell
-
-
-def _location_cell(result: RuleResult) -> Text:
     location = first_location(result)
-    return Text(one_line(location_label(location)) if location else "", style="blue")
+    if location is not None:
+        cell.append("\n")
+        cell.append("at ", style="dim")
+        cell.append(one_line(location_label(location)), style="blue")
+    return cell
 
 
 def _rules_table(results: list[RuleResult], id_width: int) -> Table:
@@ -111,15 +117,13 @@ def _rules_table(results: list[RuleResult], id_width: int) -> Table:
     table.add_column("Verdict", width=max(len(v) for v in VERDICT_LABELS.values()), no_wrap=True)
     table.add_column("Rule", width=id_width, overflow="fold")
     table.add_column("Severity", width=len("critical"), overflow="fold")
-    table.add_column("Finding", ratio=3, overflow="fold")
-    table.add_column("Location", ratio=1, overflow="fold")
+    table.add_column("Finding", ratio=1, overflow="fold")
     for result in results:
         table.add_row(
             verdict_text(result.verdict),
             Text(result.id),
             Text(clean(result.severity), style=SEVERITY_STYLES.get(result.severity, "")),
             _finding_cell(result),
-            _location_cell(result),
         )
     return table
 
@@ -199,4 +203,5 @@ def render_table(report: Report, *, color: bool = False, width: int | None = Non
         console.print(Group(header, Padding(body, (0, 0, 1, 3))))
     console.print(Rule(style="dim"))
     console.print(_footer(report))
-    return buffer.getvalue()
+    # Rich pads every line to the full width; trailing blanks only get in the way of diffs and pagers.
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"

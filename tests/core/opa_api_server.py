@@ -46,7 +46,7 @@ class OpaApiEmulator:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 payload = json.loads(self.rfile.read(length) or b"{}")
                 emulator.requests.append({"path": self.path, "auth": self.headers.get("Authorization")})

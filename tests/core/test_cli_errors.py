@@ -60,7 +60,11 @@ def test_compliant_facts_exit_zero(write):
     )
     result = run_cli("check", facts, "--format", "json", "--rules", _only_two_rules(facts.parent))
     report = json.loads(result.stdout)
-    ours = {r["rule"]["id"]: r["verdict"] for r in report["results"] if r["rule"]["id"] in ("PCC-S-001", "PCC-S-003")}
+    ours = {
+        r["rule"]["id"]: r["verdict"]
+        for r in report["results"]
+        if r["rule"]["id"] in ("PCC-S-001", "PCC-S-003")
+    }
     assert ours == {"PCC-S-001": "pass", "PCC-S-003": "not_applicable"}
 
 
@@ -212,7 +216,9 @@ def test_malformed_waiver_entry_counts_as_failure(write):
         "waivers.yaml",
         "waivers:\n  - rule: PCC-S-001\n    scope: '*'\n    justification: short\n    owner: me\n    expires: someday\n",
     )
-    result = run_cli("check", facts, "--waivers", waivers, "--format", "json", "--rules", _only_two_rules(facts.parent))
+    result = run_cli(
+        "check", facts, "--waivers", waivers, "--format", "json", "--rules", _only_two_rules(facts.parent)
+    )
     report = json.loads(result.stdout)
     assert result.returncode == 1
     assert any("malformed waiver" in p for p in report["problems"])

@@ -34,7 +34,10 @@ import data.pcc.lib
 import rego.v1
 """
 
-FACTS = {"deployment": {"engine": "vllm"}, "optimizations": {"paging": {"enabled": True, "scrub_on_free": True}}}
+FACTS = {
+    "deployment": {"engine": "vllm"},
+    "optimizations": {"paging": {"enabled": True, "scrub_on_free": True}},
+}
 
 
 def evaluate_with(tmp_path: Path, body: str):
@@ -66,7 +69,9 @@ def test_unsupported_builtin_is_an_error_not_undefined(tmp_path):
     result, report = evaluate_with(tmp_path, body)
     assert result.verdict == Verdict.ERROR
     assert report.exit_code() == 2
-    assert all(r.verdict == Verdict.ERROR for r in report.results), "one engine error poisons the whole decision"
+    assert all(r.verdict == Verdict.ERROR for r in report.results), (
+        "one engine error poisons the whole decision"
+    )
 
 
 def test_runtime_type_error_in_builtin_is_an_error(tmp_path):
@@ -91,7 +96,9 @@ def test_engine_raising_gives_error_verdicts_for_all_rules():
             raise EngineError("simulated engine failure")
 
     rulebook = load_rulebook()
-    report = Evaluator(rulebook, load_profile("pcc-strict", rulebook), BrokenEngine()).evaluate(facts_from_data(FACTS))
+    report = Evaluator(rulebook, load_profile("pcc-strict", rulebook), BrokenEngine()).evaluate(
+        facts_from_data(FACTS)
+    )
     assert {r.verdict for r in report.results} == {Verdict.ERROR}
     assert {s.verdict for s in report.requirements if s.counts["error"]} == {Verdict.ERROR}
     assert report.exit_code() == 2

@@ -51,7 +51,13 @@ def test_unknown_is_distinct_from_false():
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0.33.0", [0, 33, 0]), ("v1.2", [1, 2]), ("0.5.23rc1+cpu", [0, 5, 23]), ("nightly", None), (None, None)],
+    [
+        ("0.33.0", [0, 33, 0]),
+        ("v1.2", [1, 2]),
+        ("0.5.23rc1+cpu", [0, 5, 23]),
+        ("nightly", None),
+        (None, None),
+    ],
 )
 def test_version_tuple(text, expected):
     assert parse_version(text) == expected

@@ -42,7 +42,13 @@ def test_same_decision_as_embedded_engine(bundle: Path, write):
     embedded = run_cli("check", facts, "--format", "json")
     with OpaApiEmulator(bundle, token="s3cret-token") as opa:
         remote = run_cli(
-            "check", facts, "--format", "json", "--opa-url", opa.url, env={"PCCGUARD_OPA_TOKEN": "s3cret-token"}
+            "check",
+            facts,
+            "--format",
+            "json",
+            "--opa-url",
+            opa.url,
+            env={"PCCGUARD_OPA_TOKEN": "s3cret-token"},
         )
         assert opa.requests and opa.requests[0]["path"] == "/v1/data/pcc/decision"
         assert opa.requests[0]["auth"] == "Bearer s3cret-token"
@@ -68,7 +74,17 @@ def test_server_failures_are_clean_errors(bundle: Path, write, tmp_path, mode, t
     env = {"PCCGUARD_OPA_TOKEN": token_env} if token_env else {"PCCGUARD_OPA_TOKEN": ""}
     with OpaApiEmulator(bundle, token="t", mode=mode) as opa:
         result = run_cli(
-            "check", facts, "--opa-url", opa.url, "--opa-timeout", "1", "--output", output, "--format", "json", env=env
+            "check",
+            facts,
+            "--opa-url",
+            opa.url,
+            "--opa-timeout",
+            "1",
+            "--output",
+            output,
+            "--format",
+            "json",
+            env=env,
         )
     assert_clean_error(result, needle)
     assert not output.exists()

@@ -19,25 +19,50 @@ from pccguard.rulebook import load_rulebook
 
 RULEBOOK = load_rulebook()
 ENGINE = EmbeddedEngine(RULEBOOK.modules())
-EVALUATORS = {name: Evaluator(RULEBOOK, load_profile(name, RULEBOOK), ENGINE) for name in ("pcc-strict", "multi-tenant-baseline")}
+EVALUATORS = {
+    name: Evaluator(RULEBOOK, load_profile(name, RULEBOOK), ENGINE)
+    for name in ("pcc-strict", "multi-tenant-baseline")
+}
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20,
 )
 OPT_IDS = sorted(Optimizations.model_fields)
-FIELDS = ["enabled", "isolation", "ttl_seconds", "scrub_on_free", "encrypted", "method", "cross_request_state", "crosses_hosts"]
+FIELDS = [
+    "enabled",
+    "isolation",
+    "ttl_seconds",
+    "scrub_on_free",
+    "encrypted",
+    "method",
+    "cross_request_state",
+    "crosses_hosts",
+]
 
 # Documents that are mostly valid: a base with random optimization settings and random values in known places.
-settings_values = st.none() | st.booleans() | st.sampled_from(["none", "client_salt", "server_salt", "suffix", "ngram"]) | st.floats(0, 1e6)
+settings_values = (
+    st.none()
+    | st.booleans()
+    | st.sampled_from(["none", "client_salt", "server_salt", "suffix", "ngram"])
+    | st.floats(0, 1e6)
+)
 structured = st.fixed_dictionaries(
     {
         "deployment": st.fixed_dictionaries({"engine": st.sampled_from(["vllm", "sglang", "tgi"])}),
         "tenancy": st.fixed_dictionaries({"mode": st.sampled_from([None, "single", "multi"])}),
         "optimizations": st.dictionaries(
-            st.sampled_from(OPT_IDS), st.dictionaries(st.sampled_from(FIELDS), settings_values, max_size=4), max_size=8
+            st.sampled_from(OPT_IDS),
+            st.dictionaries(st.sampled_from(FIELDS), settings_values, max_size=4),
+            max_size=8,
         ),
     }
 )
@@ -52,7 +77,9 @@ def outcome(doc: Any, profile: str) -> None:
         return
     report = EVALUATORS[profile].evaluate(facts)
     assert {r.verdict for r in report.results} <= set(Verdict)
-    assert not any(r.verdict == Verdict.ERROR for r in report.results), "valid facts never make the engine fail"
+    assert not any(r.verdict == Verdict.ERROR for r in report.results), (
+        "valid facts never make the engine fail"
+    )
     if report.exit_code() == 0:
         assert not report.failing()
 
@@ -72,6 +99,8 @@ def test_structured_random_facts(doc, profile):
 @settings(max_examples=100, deadline=None)
 @given(enabled=st.sampled_from([None, True]))
 def test_unknown_or_enabled_risk_is_never_a_pass_under_strict(enabled):
-    facts = facts_from_data({"deployment": {"engine": "x"}, "optimizations": {"paging": {"enabled": enabled}}})
+    facts = facts_from_data(
+        {"deployment": {"engine": "x"}, "optimizations": {"paging": {"enabled": enabled}}}
+    )
     result = next(r for r in EVALUATORS["pcc-strict"].evaluate(facts).results if r.id == "PCC-S-001")
     assert result.verdict == Verdict.FAIL  # scrub_on_free unknown fails under pcc-strict

@@ -65,7 +65,18 @@ def test_lint_flags_every_portable_subset_violation(tmp_path):
     rule = (Path(__file__).parent / "data_bad_rule.rego").read_text()
     (tmp_path / "bad.rego").write_text(rule)
     codes = {p.code for p in lint_rules([tmp_path]) if str(tmp_path) in p.path}
-    assert {"PCC101", "PCC102", "PCC103", "PCC104", "PCC105", "PCC106", "PCC107", "PCC108", "PCC109", "PCC110"} <= codes
+    assert {
+        "PCC101",
+        "PCC102",
+        "PCC103",
+        "PCC104",
+        "PCC105",
+        "PCC106",
+        "PCC107",
+        "PCC108",
+        "PCC109",
+        "PCC110",
+    } <= codes
 
 
 def test_lint_cli_reports_and_fails(tmp_path):
@@ -77,7 +88,15 @@ def test_lint_cli_reports_and_fails(tmp_path):
 
 def test_scaffold_then_lint_and_test_pass(tmp_path):
     created = run_cli(
-        "rules", "new", "ACME-P-001", "--dir", tmp_path, "--requirement", "P", "--optimization", "global_profiling"
+        "rules",
+        "new",
+        "ACME-P-001",
+        "--dir",
+        tmp_path,
+        "--requirement",
+        "P",
+        "--optimization",
+        "global_profiling",
     )
     assert created.returncode == 0, created.stderr
     assert (tmp_path / "acme_p_001.rego").is_file()
@@ -87,7 +106,15 @@ def test_scaffold_then_lint_and_test_pass(tmp_path):
     assert tested.returncode == 0, tested.stdout
     assert "2 passed, 0 failed" in tested.stdout
     again = run_cli(
-        "rules", "new", "ACME-P-001", "--dir", tmp_path, "--requirement", "P", "--optimization", "global_profiling"
+        "rules",
+        "new",
+        "ACME-P-001",
+        "--dir",
+        tmp_path,
+        "--requirement",
+        "P",
+        "--optimization",
+        "global_profiling",
     )
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
 
@@ -116,7 +143,11 @@ def test_rules_list_json_and_explain():
     rules = json.loads(listed.stdout)
     assert [r["id"] for r in rules] == sorted(RULEBOOK.rules)
     explained = run_cli("rules", "explain", "PCC-S-001")
-    assert explained.returncode == 0 and "scrub_freed_kv" in explained.stdout and "fixtures (" in explained.stdout
+    assert (
+        explained.returncode == 0
+        and "scrub_freed_kv" in explained.stdout
+        and "fixtures (" in explained.stdout
+    )
 
 
 def test_rules_test_cli_runs_the_same_fixtures():

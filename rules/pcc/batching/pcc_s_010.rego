@@ -28,16 +28,16 @@ pc := lib.opt("prefix_caching")
 default applicable := false
 
 applicable if {
-    lib.maybe_enabled(cp)
-    lib.maybe_enabled(pc)
-    lib.maybe_multi_tenant
+	lib.maybe_enabled(cp)
+	lib.maybe_enabled(pc)
+	lib.maybe_multi_tenant
 }
 
 deny contains lib.finding("optimizations.chunked_prefill.chunks_enter_prefix_cache", {}) if {
-    lib.enabled(cp)
-    lib.enabled(pc)
-    lib.get(cp, "chunks_enter_prefix_cache") == true
-    lib.get(pc, "isolation") in {"none", "client_salt"}
+	lib.enabled(cp)
+	lib.enabled(pc)
+	lib.get(cp, "chunks_enter_prefix_cache") == true
+	lib.get(pc, "isolation") in {"none", "client_salt"}
 }
 
 warn contains lib.unknown_finding("optimizations.chunked_prefill.enabled") if lib.unknown(cp, "enabled")
@@ -45,10 +45,10 @@ warn contains lib.unknown_finding("optimizations.chunked_prefill.enabled") if li
 warn contains lib.unknown_finding("optimizations.prefix_caching.enabled") if lib.unknown(pc, "enabled")
 
 warn contains lib.unknown_finding("optimizations.chunked_prefill.chunks_enter_prefix_cache") if {
-    lib.unknown(cp, "chunks_enter_prefix_cache")
+	lib.unknown(cp, "chunks_enter_prefix_cache")
 }
 
 warn contains lib.unknown_finding("optimizations.prefix_caching.isolation") if {
-    lib.get(cp, "chunks_enter_prefix_cache") != false
-    lib.unknown(pc, "isolation")
+	lib.get(cp, "chunks_enter_prefix_cache") != false
+	lib.unknown(pc, "isolation")
 }

@@ -29,30 +29,30 @@ isolation := lib.get(pc, "isolation")
 default applicable := false
 
 applicable if {
-    lib.maybe_enabled(pc)
-    lib.maybe_multi_tenant
+	lib.maybe_enabled(pc)
+	lib.maybe_multi_tenant
 }
 
 deny contains lib.finding("optimizations.prefix_caching.isolation", {"reason": "no isolation is configured (isolation: none)"}) if {
-    lib.enabled(pc)
-    isolation == "none"
+	lib.enabled(pc)
+	isolation == "none"
 }
 
 deny contains lib.finding("optimizations.prefix_caching.isolation", {"reason": "salts come from clients, which can omit them or copy another tenant's (isolation: client_salt)"}) if {
-    lib.enabled(pc)
-    isolation == "client_salt"
+	lib.enabled(pc)
+	isolation == "client_salt"
 }
 
 deny contains lib.finding("tenancy.identified_by", {"reason": "the server salt is derived from an identity nobody establishes (tenancy.identified_by: none)"}) if {
-    lib.enabled(pc)
-    isolation == "server_salt"
-    lib.fact(["tenancy", "identified_by"]) == "none"
+	lib.enabled(pc)
+	isolation == "server_salt"
+	lib.fact(["tenancy", "identified_by"]) == "none"
 }
 
 deny contains lib.finding("tenancy.authenticated_at", {"reason": "the server salt is derived from an identity nobody authenticates (tenancy.authenticated_at: none)"}) if {
-    lib.enabled(pc)
-    isolation == "server_salt"
-    lib.fact(["tenancy", "authenticated_at"]) == "none"
+	lib.enabled(pc)
+	isolation == "server_salt"
+	lib.fact(["tenancy", "authenticated_at"]) == "none"
 }
 
 warn contains lib.unknown_finding("optimizations.prefix_caching.enabled") if lib.unknown(pc, "enabled")
@@ -60,11 +60,11 @@ warn contains lib.unknown_finding("optimizations.prefix_caching.enabled") if lib
 warn contains lib.unknown_finding("optimizations.prefix_caching.isolation") if lib.unknown(pc, "isolation")
 
 warn contains lib.unknown_finding("tenancy.identified_by") if {
-    isolation == "server_salt"
-    lib.fact(["tenancy", "identified_by"]) == null
+	isolation == "server_salt"
+	lib.fact(["tenancy", "identified_by"]) == null
 }
 
 warn contains lib.unknown_finding("tenancy.authenticated_at") if {
-    isolation == "server_salt"
-    lib.fact(["tenancy", "authenticated_at"]) == null
+	isolation == "server_salt"
+	lib.fact(["tenancy", "authenticated_at"]) == null
 }

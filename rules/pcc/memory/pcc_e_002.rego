@@ -31,15 +31,15 @@ default applicable := false
 applicable if lib.maybe_enabled(pc)
 
 is_cryptographic(name) if {
-    some prefix in cryptographic
-    startswith(lower(name), prefix)
+	some prefix in cryptographic
+	startswith(lower(name), prefix)
 }
 
 deny contains lib.finding("optimizations.prefix_caching.hash_algorithm", {}) if {
-    lib.enabled(pc)
-    algo := lib.get(pc, "hash_algorithm")
-    algo != null
-    not is_cryptographic(algo)
+	lib.enabled(pc)
+	algo := lib.get(pc, "hash_algorithm")
+	is_string(algo)
+	not is_cryptographic(algo)
 }
 
 warn contains lib.unknown_finding("optimizations.prefix_caching.enabled") if lib.unknown(pc, "enabled")

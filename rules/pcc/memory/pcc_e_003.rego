@@ -35,27 +35,27 @@ default applicable := false
 applicable if lib.maybe_enabled(off)
 
 leaves_process if {
-    some tier in tiers
-    tier in outside_tiers
+	some tier in tiers
+	tier in outside_tiers
 }
 
 is_aead(cipher) if {
-    some marker in aead_markers
-    contains(lower(cipher), marker)
+	some marker in aead_markers
+	contains(lower(cipher), marker)
 }
 
 deny contains lib.finding("optimizations.disk_offloading.encrypted", {"reason": "it is stored in plaintext"}) if {
-    lib.enabled(off)
-    leaves_process
-    lib.get(off, "encrypted") == false
+	lib.enabled(off)
+	leaves_process
+	lib.get(off, "encrypted") == false
 }
 
 deny contains lib.finding("optimizations.disk_offloading.cipher", {"reason": "the cipher does not authenticate the ciphertext"}) if {
-    lib.enabled(off)
-    lib.get(off, "encrypted") == true
-    cipher := lib.get(off, "cipher")
-    cipher != null
-    not is_aead(cipher)
+	lib.enabled(off)
+	lib.get(off, "encrypted") == true
+	cipher := lib.get(off, "cipher")
+	is_string(cipher)
+	not is_aead(cipher)
 }
 
 warn contains lib.unknown_finding("optimizations.disk_offloading.enabled") if lib.unknown(off, "enabled")
@@ -63,11 +63,11 @@ warn contains lib.unknown_finding("optimizations.disk_offloading.enabled") if li
 warn contains lib.unknown_finding("optimizations.disk_offloading.tiers") if tiers == null
 
 warn contains lib.unknown_finding("optimizations.disk_offloading.encrypted") if {
-    leaves_process
-    lib.unknown(off, "encrypted")
+	leaves_process
+	lib.unknown(off, "encrypted")
 }
 
 warn contains lib.unknown_finding("optimizations.disk_offloading.cipher") if {
-    lib.get(off, "encrypted") == true
-    lib.unknown(off, "cipher")
+	lib.get(off, "encrypted") == true
+	lib.unknown(off, "cipher")
 }

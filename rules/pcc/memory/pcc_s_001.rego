@@ -26,9 +26,9 @@ default applicable := false
 applicable if lib.maybe_enabled(paging)
 
 deny contains lib.finding("optimizations.paging.scrub_on_free", {"scrub_on_free": false}) if {
-    lib.get(paging, "scrub_on_free") == false
+	lib.get(paging, "scrub_on_free") == false
 }
 
 warn contains lib.unknown_finding("optimizations.paging.scrub_on_free") if {
-    lib.unknown(paging, "scrub_on_free")
+	lib.unknown(paging, "scrub_on_free")
 }

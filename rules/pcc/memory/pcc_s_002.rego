@@ -27,7 +27,7 @@ default applicable := false
 applicable if lib.maybe_enabled(ta)
 
 deny contains lib.finding("optimizations.token_attention.scrub_on_free", {}) if {
-    lib.get(ta, "scrub_on_free") == false
+	lib.get(ta, "scrub_on_free") == false
 }
 
 warn contains lib.unknown_finding("optimizations.token_attention.enabled") if lib.unknown(ta, "enabled")

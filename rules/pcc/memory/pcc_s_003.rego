@@ -37,22 +37,22 @@ applicable if lib.maybe_enabled(pc)
 # The fact to blame: the TTL when one is set and the profile allows a TTL,
 # otherwise the switch that turned prefix caching on.
 culprit := "optimizations.prefix_caching.ttl_seconds" if {
-    ttl != null
-    allowed == true
-    max_ttl > 0
+	ttl != null
+	allowed == true
+	max_ttl > 0
 } else := "optimizations.prefix_caching.enabled"
 
 deny contains lib.finding(culprit, {"ttl": ttl, "max_ttl": max_ttl, "allowed": allowed}) if {
-    lib.enabled(pc)
-    not ttl_within_limit
+	lib.enabled(pc)
+	not ttl_within_limit
 }
 
 ttl_within_limit if {
-    allowed == true
-    ttl != null
-    ttl > 0
-    max_ttl > 0
-    ttl <= max_ttl
+	allowed == true
+	ttl != null
+	ttl > 0
+	max_ttl > 0
+	ttl <= max_ttl
 }
 
 warn contains lib.unknown_finding("optimizations.prefix_caching.enabled") if lib.unknown(pc, "enabled")

@@ -29,14 +29,14 @@ shared_modes := {"none", "client_salt"}
 default applicable := false
 
 applicable if {
-    lib.maybe_enabled(pc)
-    lib.maybe_multi_tenant
+	lib.maybe_enabled(pc)
+	lib.maybe_multi_tenant
 }
 
 deny contains lib.finding("optimizations.prefix_caching.isolation", {"isolation": isolation}) if {
-    lib.enabled(pc)
-    isolation := lib.get(pc, "isolation")
-    isolation in shared_modes
+	lib.enabled(pc)
+	isolation := lib.get(pc, "isolation")
+	isolation in shared_modes
 }
 
 warn contains lib.unknown_finding("optimizations.prefix_caching.enabled") if lib.unknown(pc, "enabled")

@@ -26,8 +26,8 @@ default applicable := false
 applicable if lib.maybe_enabled(pc)
 
 deny contains lib.finding("optimizations.prefix_caching.scrub_on_evict", {}) if {
-    lib.enabled(pc)
-    lib.get(pc, "scrub_on_evict") == false
+	lib.enabled(pc)
+	lib.get(pc, "scrub_on_evict") == false
 }
 
 warn contains lib.unknown_finding("optimizations.prefix_caching.enabled") if lib.unknown(pc, "enabled")

@@ -29,14 +29,14 @@ default applicable := false
 applicable if lib.maybe_enabled(off)
 
 deny contains lib.finding("optimizations.disk_offloading.encrypted", {"reason": "it is stored in plaintext"}) if {
-    lib.enabled(off)
-    lib.get(off, "encrypted") == false
+	lib.enabled(off)
+	lib.get(off, "encrypted") == false
 }
 
 deny contains lib.finding("optimizations.disk_offloading.key_scope", {"reason": "the encryption key outlives the process (key_scope: persistent or shared)"}) if {
-    lib.enabled(off)
-    lib.get(off, "encrypted") == true
-    lib.get(off, "key_scope") in {"persistent", "shared"}
+	lib.enabled(off)
+	lib.get(off, "encrypted") == true
+	lib.get(off, "key_scope") in {"persistent", "shared"}
 }
 
 warn contains lib.unknown_finding("optimizations.disk_offloading.enabled") if lib.unknown(off, "enabled")
@@ -44,6 +44,6 @@ warn contains lib.unknown_finding("optimizations.disk_offloading.enabled") if li
 warn contains lib.unknown_finding("optimizations.disk_offloading.encrypted") if lib.unknown(off, "encrypted")
 
 warn contains lib.unknown_finding("optimizations.disk_offloading.key_scope") if {
-    lib.get(off, "encrypted") == true
-    lib.unknown(off, "key_scope")
+	lib.get(off, "encrypted") == true
+	lib.unknown(off, "key_scope")
 }

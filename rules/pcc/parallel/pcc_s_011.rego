@@ -27,17 +27,17 @@ default applicable := false
 applicable if lib.maybe_enabled(sp)
 
 deny contains lib.finding("optimizations.speculation.cross_request_state", {"reason": "cross_request_state is true"}) if {
-    lib.enabled(sp)
-    lib.get(sp, "cross_request_state") == true
+	lib.enabled(sp)
+	lib.get(sp, "cross_request_state") == true
 }
 
 deny contains lib.finding("optimizations.speculation.store_scope", {"reason": "its store is scoped beyond the request"}) if {
-    lib.enabled(sp)
-    lib.get(sp, "store_scope") in {"tenant", "global"}
+	lib.enabled(sp)
+	lib.get(sp, "store_scope") in {"tenant", "global"}
 }
 
 warn contains lib.unknown_finding("optimizations.speculation.enabled") if lib.unknown(sp, "enabled")
 
 warn contains lib.unknown_finding("optimizations.speculation.cross_request_state") if {
-    lib.unknown(sp, "cross_request_state")
+	lib.unknown(sp, "cross_request_state")
 }

@@ -27,17 +27,17 @@ default applicable := false
 applicable if lib.maybe_enabled(cs)
 
 deny contains lib.finding("optimizations.context_speculation.cross_request_state", {"reason": "cross_request_state is true"}) if {
-    lib.enabled(cs)
-    lib.get(cs, "cross_request_state") == true
+	lib.enabled(cs)
+	lib.get(cs, "cross_request_state") == true
 }
 
 deny contains lib.finding("optimizations.context_speculation.store_scope", {"reason": "its tables are scoped beyond the request"}) if {
-    lib.enabled(cs)
-    lib.get(cs, "store_scope") in {"tenant", "global"}
+	lib.enabled(cs)
+	lib.get(cs, "store_scope") in {"tenant", "global"}
 }
 
 warn contains lib.unknown_finding("optimizations.context_speculation.enabled") if lib.unknown(cs, "enabled")
 
 warn contains lib.unknown_finding("optimizations.context_speculation.cross_request_state") if {
-    lib.unknown(cs, "cross_request_state")
+	lib.unknown(cs, "cross_request_state")
 }

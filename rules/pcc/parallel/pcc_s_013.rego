@@ -33,14 +33,14 @@ default applicable := false
 applicable if lib.maybe_enabled(ds)
 
 deny contains lib.finding("optimizations.database_speculation.store_scope", {"store_scope": store_scope, "allowed": allowed}) if {
-    lib.enabled(ds)
-    store_scope == "global"
+	lib.enabled(ds)
+	store_scope == "global"
 }
 
 deny contains lib.finding("optimizations.database_speculation.store_scope", {"store_scope": store_scope, "allowed": allowed}) if {
-    lib.enabled(ds)
-    store_scope == "tenant"
-    allowed != true
+	lib.enabled(ds)
+	store_scope == "tenant"
+	allowed != true
 }
 
 warn contains lib.unknown_finding("optimizations.database_speculation.enabled") if lib.unknown(ds, "enabled")

@@ -26,14 +26,14 @@ par := lib.opt("tensor_parallelism")
 default applicable := false
 
 applicable if {
-    lib.maybe_enabled(par)
-    lib.get(par, "size") != 1
+	lib.maybe_enabled(par)
+	lib.get(par, "size") != 1
 }
 
 deny contains lib.finding("optimizations.tensor_parallelism.encrypted_interconnect", {}) if {
-    lib.enabled(par)
-    lib.get(par, "crosses_hosts") == true
-    lib.get(par, "encrypted_interconnect") == false
+	lib.enabled(par)
+	lib.get(par, "crosses_hosts") == true
+	lib.get(par, "encrypted_interconnect") == false
 }
 
 warn contains lib.unknown_finding("optimizations.tensor_parallelism.enabled") if lib.unknown(par, "enabled")
@@ -41,6 +41,6 @@ warn contains lib.unknown_finding("optimizations.tensor_parallelism.enabled") if
 warn contains lib.unknown_finding("optimizations.tensor_parallelism.crosses_hosts") if lib.unknown(par, "crosses_hosts")
 
 warn contains lib.unknown_finding("optimizations.tensor_parallelism.encrypted_interconnect") if {
-    lib.get(par, "crosses_hosts") == true
-    lib.unknown(par, "encrypted_interconnect")
+	lib.get(par, "crosses_hosts") == true
+	lib.unknown(par, "encrypted_interconnect")
 }

@@ -25,14 +25,14 @@ kv := lib.opt("pulling")
 default applicable := false
 
 applicable if {
-    lib.maybe_enabled(kv)
-    lib.get(kv, "crosses_hosts") != false
+	lib.maybe_enabled(kv)
+	lib.get(kv, "crosses_hosts") != false
 }
 
 deny contains lib.finding("optimizations.pulling.encrypted_transport", {}) if {
-    lib.enabled(kv)
-    lib.get(kv, "crosses_hosts") == true
-    lib.get(kv, "encrypted_transport") == false
+	lib.enabled(kv)
+	lib.get(kv, "crosses_hosts") == true
+	lib.get(kv, "encrypted_transport") == false
 }
 
 warn contains lib.unknown_finding("optimizations.pulling.enabled") if lib.unknown(kv, "enabled")

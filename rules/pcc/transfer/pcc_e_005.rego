@@ -26,14 +26,14 @@ kv := lib.opt("disaggregated_prefill")
 default applicable := false
 
 applicable if {
-    lib.maybe_enabled(kv)
-    lib.get(kv, "crosses_hosts") != false
+	lib.maybe_enabled(kv)
+	lib.get(kv, "crosses_hosts") != false
 }
 
 deny contains lib.finding("optimizations.disaggregated_prefill.encrypted_transport", {}) if {
-    lib.enabled(kv)
-    lib.get(kv, "crosses_hosts") == true
-    lib.get(kv, "encrypted_transport") == false
+	lib.enabled(kv)
+	lib.get(kv, "crosses_hosts") == true
+	lib.get(kv, "encrypted_transport") == false
 }
 
 warn contains lib.unknown_finding("optimizations.disaggregated_prefill.enabled") if lib.unknown(kv, "enabled")

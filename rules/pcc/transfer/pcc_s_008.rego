@@ -26,8 +26,8 @@ default applicable := false
 applicable if lib.maybe_enabled(kv)
 
 deny contains lib.finding("optimizations.request_migration.synchronized_expiry", {}) if {
-    lib.enabled(kv)
-    lib.get(kv, "synchronized_expiry") == false
+	lib.enabled(kv)
+	lib.get(kv, "synchronized_expiry") == false
 }
 
 warn contains lib.unknown_finding("optimizations.request_migration.enabled") if lib.unknown(kv, "enabled")

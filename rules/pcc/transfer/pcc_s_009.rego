@@ -25,13 +25,13 @@ kv := lib.opt("disaggregated_prefill")
 default applicable := false
 
 applicable if {
-    lib.maybe_enabled(kv)
-    lib.get(kv, "crosses_hosts") != false
+	lib.maybe_enabled(kv)
+	lib.get(kv, "crosses_hosts") != false
 }
 
 deny contains lib.finding("optimizations.disaggregated_prefill.synchronized_expiry", {}) if {
-    lib.enabled(kv)
-    lib.get(kv, "synchronized_expiry") == false
+	lib.enabled(kv)
+	lib.get(kv, "synchronized_expiry") == false
 }
 
 warn contains lib.unknown_finding("optimizations.disaggregated_prefill.enabled") if lib.unknown(kv, "enabled")

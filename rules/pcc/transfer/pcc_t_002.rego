@@ -27,8 +27,8 @@ default applicable := false
 applicable if lib.maybe_enabled(kv)
 
 deny contains lib.finding("optimizations.duplication.synchronized_expiry", {}) if {
-    lib.enabled(kv)
-    lib.get(kv, "synchronized_expiry") == false
+	lib.enabled(kv)
+	lib.get(kv, "synchronized_expiry") == false
 }
 
 warn contains lib.unknown_finding("optimizations.duplication.enabled") if lib.unknown(kv, "enabled")

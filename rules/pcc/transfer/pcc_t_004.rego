@@ -32,15 +32,15 @@ default applicable := false
 applicable if lib.maybe_enabled(kv)
 
 deny contains lib.finding("optimizations.request_migration.crosses_hosts", {"reason": "the profile does not allow KV to leave the node (allow_cross_host_kv: false)"}) if {
-    lib.enabled(kv)
-    lib.get(kv, "crosses_hosts") == true
-    allow_cross_host != true
+	lib.enabled(kv)
+	lib.get(kv, "crosses_hosts") == true
+	allow_cross_host != true
 }
 
 deny contains lib.finding("optimizations.request_migration.encrypted_transport", {"reason": "the channel is neither authenticated nor encrypted, so any host on the path or posing as a peer gets the KV"}) if {
-    lib.enabled(kv)
-    lib.get(kv, "crosses_hosts") == true
-    lib.get(kv, "encrypted_transport") == false
+	lib.enabled(kv)
+	lib.get(kv, "crosses_hosts") == true
+	lib.get(kv, "encrypted_transport") == false
 }
 
 warn contains lib.unknown_finding("optimizations.request_migration.enabled") if lib.unknown(kv, "enabled")
@@ -48,6 +48,6 @@ warn contains lib.unknown_finding("optimizations.request_migration.enabled") if 
 warn contains lib.unknown_finding("optimizations.request_migration.crosses_hosts") if lib.unknown(kv, "crosses_hosts")
 
 warn contains lib.unknown_finding("optimizations.request_migration.encrypted_transport") if {
-    lib.get(kv, "crosses_hosts") == true
-    lib.unknown(kv, "encrypted_transport")
+	lib.get(kv, "crosses_hosts") == true
+	lib.unknown(kv, "encrypted_transport")
 }
