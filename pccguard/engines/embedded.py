@@ -116,6 +116,7 @@ class EmbeddedEngine:
         self._runner = Interpreter()
         self._runner.strict_built_in_errors = True
         self._modules = list(modules)
+        self._isolation_bundle: Any = None
         self._packages = sorted(
             {m.group(1).rsplit(".", 1)[-1] for _, src in modules if (m := _RULE_PACKAGE_RE.search(src))}
         )
@@ -154,33 +155,41 @@ class EmbeddedEngine:
     def _isolate(self, input_doc: dict[str, Any]) -> DecisionDocument | None:
         """After a failed decision, evaluate rule by rule so only the failing rules become errors.
 
-        Slow (it recompiles), but it runs only when something is already wrong,
-        and it turns "the whole report is error" into "these rules are error".
-        Returns ``None`` when nothing can be isolated (e.g. the library is broken).
+        It runs only when something is already wrong; it turns "the whole report
+        is error" into "these rules are error, the others have real verdicts".
+        The per-rule bundle is compiled on first use. Returns ``None`` when
+        nothing can be isolated (for instance when the library itself fails).
         """
         doc: dict[str, Any] = {"schema": 1, "applicable": {}, "deny": {}, "warn": {}, "errors": {}}
         printed: list[str] = []
         try:
             with _captured_stdout() as printed:
+                bundle = self._per_rule_bundle()
                 rego = Interpreter()
                 rego.strict_built_in_errors = True
-                for name, source in self._modules:
-                    rego.add_module(name, source)
                 rego.set_input(input_doc)
                 for pkg in self._packages:
-                    output = rego.query(f"x := data.pcc.rules.{pkg}")
-                    if not output.ok():
-                        reason = "; ".join(output_error_messages(output)[:3]) or "evaluation failed"
-                        doc["errors"][pkg] = reason
-                        continue
-                    value = json.loads(output.binding("x").json())
-                    if "applicable" in value:
-                        doc["applicable"][pkg] = value["applicable"]
-                    for key in ("deny", "warn"):
-                        if key in value:
-                            doc[key][pkg] = value[key]
+                    for key in ("applicable", "deny", "warn"):
+                        output = rego.query_bundle_entrypoint(bundle, f"pcc/rules/{pkg}/{key}")
+                        if not output.ok():
+                            reason = "; ".join(output_error_messages(output)[:3]) or "evaluation failed"
+                            doc["errors"][pkg] = reason
+                            break
+                        values = json.loads(str(output)).get("expressions", [])
+                        if values:
+                            doc[key][pkg] = values[0]
         except Exception:
             return None
         if not doc["errors"]:
             return None
         return validate_decision_document(doc)
+
+    def _per_rule_bundle(self) -> Any:
+        if self._isolation_bundle is None:
+            builder = Interpreter()
+            builder.strict_built_in_errors = True
+            for name, source in self._modules:
+                builder.add_module(name, source)
+            entrypoints = [f"pcc/rules/{p}/{k}" for p in self._packages for k in ("applicable", "deny", "warn")]
+            self._isolation_bundle = builder.build(DECISION_QUERY, entrypoints)
+        return self._isolation_bundle

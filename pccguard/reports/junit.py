@@ -32,6 +32,7 @@ from pccguard.reports._common import (
     first_location,
     headline,
     location_label,
+    one_line,
     requirement_summaries,
     results_by_id,
 )
@@ -93,7 +94,8 @@ def _testcase(suite: ET.Element, result: RuleResult, counts: _Counts) -> None:
             case.set("line", str(location.line))
     counts.tests += 1
     verdict = result.verdict
-    message = xml_text(headline(result) or result.rule.title)
+    # Attributes are shown on one line by most CI systems; the full text goes in the element body.
+    message = xml_text(one_line(headline(result) or result.rule.title))
     if verdict == Verdict.FAIL:
         counts.failures += 1
         failure = ET.SubElement(case, "failure", {"type": xml_text(result.severity), "message": message})
@@ -113,7 +115,7 @@ def _testcase(suite: ET.Element, result: RuleResult, counts: _Counts) -> None:
             if waiver is not None
             else f"waived: {result.reason or ''}"
         )
-        skipped = ET.SubElement(case, "skipped", {"message": xml_text(reason)})
+        skipped = ET.SubElement(case, "skipped", {"message": xml_text(one_line(reason))})
         skipped.text = _body(result)
     elif verdict in (Verdict.WARN, Verdict.ENFORCED):
         out = ET.SubElement(case, "system-out")
@@ -152,7 +154,9 @@ def render_junit(report: Report) -> str:
             case = ET.SubElement(
                 suite, "testcase", {"classname": "pccguard.problems", "name": f"problem {index}"}
             )
-            failure = ET.SubElement(case, "failure", {"type": "problem", "message": xml_text(problem)})
+            failure = ET.SubElement(
+                case, "failure", {"type": "problem", "message": xml_text(one_line(problem))}
+            )
             failure.text = xml_text(problem)
             counts.tests += 1
             counts.failures += 1

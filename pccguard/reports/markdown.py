@@ -32,12 +32,13 @@ from pccguard.reports._common import (
 )
 from pccguard.results import VERDICT_ORDER, Report, Verdict
 
-# ASCII punctuation that starts inline syntax anywhere in a line (links, images,
-# emphasis, code, strike-through, cell separators). ``-`` and ``.`` only matter
-# at the start of a block, so rule ids stay readable in the Markdown source.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+# Characters that start inline syntax anywhere in a line: emphasis, code, links
+# and images (``[`` opens both; without it ``(`` and ``!`` are plain text),
+# strike-through and the cell separator. Escaping only these keeps the
+# Markdown source readable.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 # What would turn the start of a list item into a nested list, heading or numbered list.
-_MD_BLOCK_START = re.compile(r"^(?:([-+=])|(\d+)([.)]))")
+_MD_BLOCK_START = re.compile(r"^(?:([-+=#])|(\d+)([.)]))")
 
 
 def escape(text: str) -> str:

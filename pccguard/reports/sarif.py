@@ -40,6 +40,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
@@ -47,6 +49,7 @@ from urllib.parse import quote
 from pccguard.facts import Provenance
 from pccguard.metadata import RuleMeta
 from pccguard.reports._common import VERDICT_WORDS, clean, note, results_by_id
+from pccguard.reports.markdown import escape as _md
 from pccguard.results import Report, RuleResult, Verdict
 
 SARIF_VERSION = "2.1.0"
@@ -154,12 +157,6 @@ def _help(rule: RuleMeta) -> dict[str, str]:
     return {"text": "\n".join(text_lines), "markdown": "\n".join(markdown_lines)}
 
 
-def _md(text: str) -> str:
-    """Markdown-escape text shown by a SARIF viewer (no raw HTML, no links injected by a rule file)."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text)
-
-
 def _code(text: str) -> str:
     return clean(text).replace("`", "'")
 
@@ -192,48 +189,92 @@ def _descriptor(result: RuleResult) -> dict[str, Any]:
     return descriptor
 
 
-def _engine_of(report: Report) -> str:
-    return str(report.deployment.get("engine") or "engine")
+@dataclass(frozen=True)
+class _Context:
+    """What every result needs besides itself: the report and where its artifacts live."""
+
+    report: Report
+    source_root: Path | None
+    fallback: str | None
+
+    @property
+    def engine(self) -> str:
+        return str(self.report.deployment.get("engine") or "engine")
+
+    def uri(self, path: str) -> str:
+        return artifact_uri(path, self.source_root)
+
+
+def fallback_artifact(report: Report) -> str | None:
+    """The file results are anchored to when their own facts name none: the report's facts file.
+
+    That is the file most finding provenances point at (ties broken by name, so
+    the choice is deterministic); ``None`` when no fact came from a file.
+    """
+    counts = Counter(
+        f.location.uri
+        for r in report.results
+        for f in r.findings
+        if f.location is not None and f.location.uri
+    )
+    if not counts:
+        return None
+    return min(counts, key=lambda uri: (-counts[uri], uri))
 
 
 def _logical(name: str, qualified: str, kind: str) -> dict[str, str]:
     return {"name": clean(name), "fullyQualifiedName": clean(qualified), "kind": kind}
 
 
-def _location(
-    location: Provenance | None, fact: str | None, report: Report, source_root: Path | None
-) -> dict[str, Any] | None:
+def _anchor(ctx: _Context) -> dict[str, Any] | None:
+    """A physical location at the top of the fallback artifact (GitHub requires one per result)."""
+    if ctx.fallback is None:
+        return None
+    return {"artifactLocation": {"uri": ctx.uri(ctx.fallback)}, "region": {"startLine": 1}}
+
+
+def _location(location: Provenance | None, fact: str | None, ctx: _Context) -> dict[str, Any] | None:
     properties: dict[str, Any] = {}
     if fact:
         properties["fact"] = fact
-    if location is None:
-        if not fact:
-            return None
-        return {"logicalLocations": [_logical(fact, fact, "member")], "properties": properties}
-    properties["provenance"] = location.kind
-    if location.value is not None:
-        properties["value"] = clean(location.value)
-    if location.uri:
-        physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(location.uri, source_root)}}
+    if location is not None:
+        properties["provenance"] = location.kind
+        if location.value is not None:
+            properties["value"] = clean(location.value)
+    if location is not None and location.uri:
+        physical: dict[str, Any] = {"artifactLocation": {"uri": ctx.uri(location.uri)}}
         if location.line:
             physical["region"] = {"startLine": location.line}
         return {"physicalLocation": physical, "properties": properties}
-    name = location.name or fact or location.kind
-    if location.kind == "flag":
-        logical = _logical(name, f"{_engine_of(report)} {name}", "member")
-    elif location.kind == "env":
-        logical = _logical(name, f"env {name}", "variable")
+    if location is None:
+        if not fact:
+            return None
+        logical = _logical(fact, fact, "member")
     else:
-        logical = _logical(name, f"{location.kind} {name}", "member")
-    return {"logicalLocations": [logical], "properties": properties}
+        name = location.name or fact or location.kind
+        if location.kind == "flag":
+            logical = _logical(name, f"{ctx.engine} {name}", "member")
+        elif location.kind == "env":
+            logical = _logical(name, f"env {name}", "variable")
+        else:
+            logical = _logical(name, f"{location.kind} {name}", "member")
+    entry: dict[str, Any] = {"logicalLocations": [logical], "properties": properties}
+    anchor = _anchor(ctx)
+    if anchor is not None:
+        entry["physicalLocation"] = anchor
+    return entry
 
 
-def _locations(result: RuleResult, report: Report, source_root: Path | None) -> list[dict[str, Any]]:
+def _locations(result: RuleResult, ctx: _Context) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for finding in result.findings:
-        entry = _location(finding.location, finding.fact, report, source_root)
+        entry = _location(finding.location, finding.fact, ctx)
         if entry is not None and entry not in out:
             out.append(entry)
+    if not out:
+        anchor = _anchor(ctx)
+        if anchor is not None:
+            out.append({"physicalLocation": anchor})
     return out
 
 
@@ -249,7 +290,8 @@ def _message(result: RuleResult) -> str:
     return "\n".join(lines)
 
 
-def _result(result: RuleResult, index: int, report: Report, source_root: Path | None) -> dict[str, Any]:
+def _result(result: RuleResult, index: int, ctx: _Context) -> dict[str, Any]:
+    report = ctx.report
     kind, level = kind_and_level(result)
     deployment = str(report.deployment.get("name") or "unnamed")
     properties: dict[str, Any] = {
@@ -278,7 +320,7 @@ def _result(result: RuleResult, index: int, report: Report, source_root: Path | 
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint(result.id, deployment, primary_fact(result))},
         "properties": properties,
     }
-    found = _locations(result, report, source_root)
+    found = _locations(result, ctx)
     if found:
         entry["locations"] = found
     if result.verdict == Verdict.WAIVED:
@@ -320,8 +362,18 @@ def _notifications(report: Report, rule_index: dict[str, int]) -> list[dict[str,
     return notes
 
 
-def build_sarif(report: Report, *, source_root: Path | None = None) -> dict[str, Any]:
-    """The SARIF log as a JSON-ready mapping (for callers that merge runs or post-process)."""
+def build_sarif(
+    report: Report, *, source_root: Path | None = None, artifact: str | None = None
+) -> dict[str, Any]:
+    """The SARIF log as a JSON-ready mapping (for callers that merge runs or post-process).
+
+    ``source_root`` makes absolute artifact paths under it relative (what
+    code-scanning services expect). ``artifact`` is the file a result is
+    anchored to when none of its facts came from a file (facts collected from
+    flags, environment or a live engine, and results without findings);
+    without it, the report's facts file is used when there is one.
+    """
+    ctx = _Context(report, source_root, artifact or fallback_artifact(report))
     results = results_by_id(report)
     rule_index = {r.id: i for i, r in enumerate(results)}
     version = report.tool.get("version", "0.0.0")
@@ -345,7 +397,7 @@ def build_sarif(report: Report, *, source_root: Path | None = None) -> dict[str,
         },
         "automationDetails": {"id": clean(f"pccguard/{report.profile}/{deployment}/")},
         "invocations": [invocation],
-        "results": [_result(r, rule_index[r.id], report, source_root) for r in results],
+        "results": [_result(r, rule_index[r.id], ctx) for r in results],
         "properties": {
             "schemaVersion": report.schema_version,
             "profile": report.profile,
@@ -357,7 +409,7 @@ def build_sarif(report: Report, *, source_root: Path | None = None) -> dict[str,
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
-def render_sarif(report: Report, *, source_root: Path | None = None) -> str:
+def render_sarif(report: Report, *, source_root: Path | None = None, artifact: str | None = None) -> str:
     """SARIF 2.1.0 text, keys sorted, deterministic for a given report."""
-    log = build_sarif(report, source_root=source_root)
+    log = build_sarif(report, source_root=source_root, artifact=artifact)
     return json.dumps(log, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"

@@ -1,0 +1,211 @@
+"""Exact arithmetic over the prime field used for one-time-pad blinding.
+
+Why a prime field and not floats: a float mask hides only statistically and
+corrupts the result (float GEMMs are not exact), while ``x + r mod p`` with ``r``
+uniform in ``F_p`` is a perfect one-time pad and ``(x + r)·W − r·W = x·W`` holds
+exactly. Why these numbers:
+
+* Activations and public weights are fixed-point integers of at most ``QBITS``
+  bits (``|v| ≤ QMAX = 2^15 − 1``), so ``|x_q·W_q| ≤ QMAX²·d_in < 2^45`` for any
+  ``d_in < 2^15``: the plaintext result never wraps modulo ``p``.
+* ``p = 2^48 − 59`` (the largest prime below ``2^48``) leaves that bound with room
+  and lets an element travel in 6 bytes.
+* The accelerator multiplies in float64, exact below ``2^53``: the blinded input
+  is split into balanced limbs of ``LIMB_BITS`` bits so each partial product
+  ``limb·W_q`` stays below ``2^53`` (``2^23·QMAX·d_in < 2^53`` for ``d_in < 2^15``).
+  Limbs are stacked as rows of one GEMM, so the weights are read once.
+
+Everything here is pure and device-agnostic (torch tensors on any device).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+import numpy as np
+import torch
+
+P = (1 << 48) - 59
+FIELD_BITS = 48
+C48 = (1 << 48) - P  # 2^48 ≡ C48 (mod p)
+QBITS = 16
+QMAX = (1 << (QBITS - 1)) - 1
+LIMB_BITS = 24
+N_LIMBS = 2
+FLOAT64_EXACT = 1 << 53
+
+
+def _is_probable_prime(n: int) -> bool:
+    """Deterministic Miller–Rabin for n < 3.3·10^24 (bases: first 13 primes)."""
+    if n < 2:
+        return False
+    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
+    for b in bases:
+        if n % b == 0:
+            return n == b
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for a in bases:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+assert _is_probable_prime(P), "field modulus must be prime"
+# Two balanced limbs of 24 bits cover every centred element |x| ≤ p/2 < 2^47.
+assert (1 << (N_LIMBS * LIMB_BITS - 1)) >= P // 2
+
+
+def max_input_dim() -> int:
+    """Largest ``d_in`` for which both exactness bounds hold (result and limb products)."""
+    by_limbs = (FLOAT64_EXACT - 1) // ((1 << (LIMB_BITS - 1)) * QMAX)
+    by_field = (P // 2) // (QMAX * QMAX)
+    return int(min(by_limbs, by_field))
+
+
+def check_dims(d_in: int) -> None:
+    """Raise ``ValueError`` when a GEMM of width ``d_in`` could lose exactness."""
+    if d_in > max_input_dim():
+        raise ValueError(f"d_in={d_in} exceeds the exact field GEMM bound {max_input_dim()}")
+
+
+# --------------------------------------------------------------------------- fixed point
+
+
+def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-column fixed point: ``W ≈ W_q · s_w`` with ``|W_q| ≤ QMAX``.
+
+    ``w`` is ``[d_in, d_out]``; returns ``(W_q as float64 integers, s_w float64 [d_out])``.
+    Per-column scales keep the relative error near ``2^-16`` even with outlier columns.
+    """
+    w64 = w.to(torch.float64)
+    scale = w64.abs().amax(dim=0) / QMAX
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.round(w64 / scale), scale
+
+
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row (per-token) dynamic fixed point: ``x ≈ x_q · s_x``; ``x_q`` int64."""
+    x64 = x.to(torch.float64)
+    scale = x64.abs().amax(dim=-1, keepdim=True) / QMAX
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return torch.round(x64 / scale).to(torch.int64), scale
+
+
+def lift(v: torch.Tensor) -> torch.Tensor:
+    """Field element in ``[0, p)`` → its centred representative in ``(−p/2, p/2]``."""
+    return torch.where(v > P // 2, v - P, v)
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def random_field(shape: tuple[int, ...]) -> torch.Tensor:
+    """Uniform elements of ``F_p`` from the OS CSPRNG (``secrets``), by rejection sampling.
+
+    48-bit draws are rejected when ``≥ p`` (probability 59/2^48) so the result is
+    exactly uniform: reducing wider draws modulo ``p`` would bias it.
+    """
+    n = math.prod(shape)
+    out = np.empty(n, dtype=np.int64)
+    filled = 0
+    while filled < n:
+        need = n - filled
+        raw = np.frombuffer(secrets.token_bytes(need * 6), dtype=np.uint8).reshape(need, 6)
+        padded = np.zeros((need, 8), dtype=np.uint8)
+        padded[:, :6] = raw
+        vals = padded.view("<i8").reshape(need)
+        vals = vals[vals < P]
+        out[filled : filled + vals.size] = vals
+        filled += vals.size
+    return torch.from_numpy(out.reshape(shape))
+
+
+# --------------------------------------------------------------------------- exact GEMM mod p
+
+
+def _split_limbs(x: torch.Tensor, n_limbs: int) -> torch.Tensor:
+    """Balanced base-2^LIMB_BITS digits of centred ``x``: ``x = Σ d_k 2^(k·b)``, ``|d_k| ≤ 2^(b−1)``."""
+    base = 1 << LIMB_BITS
+    half = base >> 1
+    rest = x.clone()
+    digits = []
+    for _ in range(n_limbs - 1):
+        d = torch.remainder(rest + half, base) - half
+        digits.append(d)
+        rest = (rest - d) // base
+    digits.append(rest)
+    return torch.stack(digits)
+
+
+def _mul_pow2_mod(a: torch.Tensor, bits: int) -> torch.Tensor:
+    """``a · 2^bits mod p`` for ``a`` in ``[0, p)``, ``bits ≤ 24``, without int64 overflow."""
+    lo_bits = FIELD_BITS - bits
+    a1 = a >> lo_bits
+    a0 = a & ((1 << lo_bits) - 1)
+    return torch.remainder(a1 * C48 + (a0 << bits), P)
+
+
+def matmul_mod(x: torch.Tensor, w_q: torch.Tensor) -> torch.Tensor:
+    """Exact ``x · W_q mod p`` for ``x`` int64 in ``[0, p)`` (``[n, d_in]``), ``W_q`` float64 integers.
+
+    One float64 GEMM over the stacked limbs (exact: every partial sum < 2^53),
+    then an int64 Horner combination modulo ``p``.
+    """
+    check_dims(w_q.shape[0])
+    k = N_LIMBS
+    limbs = _split_limbs(lift(x), k)  # [k, n, d_in]
+    n = x.shape[0]
+    z = (limbs.reshape(k * n, -1).to(torch.float64) @ w_q).to(torch.int64).reshape(k, n, -1)
+    acc = torch.remainder(z[k - 1], P)
+    for i in range(k - 2, -1, -1):
+        acc = torch.remainder(_mul_pow2_mod(acc, LIMB_BITS) + torch.remainder(z[i], P), P)
+    return acc
+
+
+# --------------------------------------------------------------------------- Freivalds
+
+
+def _dot_mod_rows(a: torch.Tensor, b: torch.Tensor) -> list[int]:
+    """Per-row ``Σ a[i, j]·b[j] mod p`` for field elements, exact (16-bit limbs, int64 sums)."""
+    a = a.to("cpu", torch.int64)
+    b = b.to("cpu", torch.int64)
+    mask = (1 << 16) - 1
+    al = torch.stack([(a >> (16 * i)) & mask for i in range(3)], dim=1)  # [n, 3, d]
+    bl = torch.stack([(b >> (16 * j)) & mask for j in range(3)], dim=1)  # [d, 3]
+    if a.shape[1] > (1 << 30):
+        raise ValueError("vector too long for the exact dot product")
+    parts = torch.einsum("nid,dj->nij", al, bl).tolist()  # each < 2^32·d < 2^63
+    out = []
+    for row in parts:
+        total = 0
+        for i in range(3):
+            for j in range(3):
+                total += row[i][j] << (16 * (i + j))
+        out.append(total % P)
+    return out
+
+
+def freivalds_vector(d_out: int) -> torch.Tensor:
+    """The secret check vector ``s`` (uniform in ``F_p^{d_out}``, CSPRNG)."""
+    return random_field((d_out,))
+
+
+def freivalds_precompute(w_q: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``w_s = W_q · s mod p`` (``[d_in]``), computed once in the enclave."""
+    wt = w_q.t().contiguous()  # [d_out, d_in]
+    return matmul_mod(s.reshape(1, -1), wt).reshape(-1)
+
+
+def freivalds_ok(x_blind: torch.Tensor, y_blind: torch.Tensor, s: torch.Tensor, w_s: torch.Tensor) -> bool:
+    """``ỹ·s ≡ x̃·(W s)`` row by row; a wrong answer passes with probability ``1/p`` per row."""
+    return _dot_mod_rows(y_blind, s) == _dot_mod_rows(x_blind, w_s)
