@@ -185,7 +185,7 @@ class Evaluator:
         fact = raw.get("fact") if isinstance(raw.get("fact"), str) else None
         unknown = raw.get("unknown") is True
         if unknown:
-            message = f"{rule.title}: fact {fact or '?'} is unknown"
+            message = f"fact {fact or '?'} is unknown"
         else:
             message = render_message(rule.message, params, facts_doc)
         return FindingResult(

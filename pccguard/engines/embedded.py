@@ -190,6 +190,8 @@ class EmbeddedEngine:
             builder.strict_built_in_errors = True
             for name, source in self._modules:
                 builder.add_module(name, source)
-            entrypoints = [f"pcc/rules/{p}/{k}" for p in self._packages for k in ("applicable", "deny", "warn")]
+            entrypoints = [
+                f"pcc/rules/{p}/{k}" for p in self._packages for k in ("applicable", "deny", "warn")
+            ]
             self._isolation_bundle = builder.build(DECISION_QUERY, entrypoints)
         return self._isolation_bundle

@@ -29,6 +29,12 @@ Locations come from fact provenance: a facts file gives a physical location
 (file and line); a flag or environment variable has no file, so it becomes a
 logical location (``vllm --enable-prefix-caching``, ``env VLLM_USE_V1``); a
 fact with no provenance at all becomes a logical location naming the fact.
+GitHub code scanning rejects the whole file if any result lacks a physical
+location, so results whose facts name no file (and results without findings)
+are also anchored at line 1 of a fallback artifact: the ``artifact`` the
+caller names (a deployment manifest, a launch script), else the report's
+facts file. With neither, such results carry logical locations only: valid
+SARIF, but not uploadable to GitHub.
 
 ``automationDetails.id`` is ``pccguard/<profile>/<deployment>/``. The trailing
 slash makes the whole id the *category*, so each deployment and profile keeps

@@ -33,6 +33,12 @@ applicable := true
 """
 
 
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(8)
+)
+
+
 def custom_rule(body: str, mitigation: str = "scrub_freed_kv") -> str:
     return RULE_HEADER.format(mitigation=mitigation) + body
 
@@ -103,6 +109,22 @@ def _only_two_rules(folder: Path) -> Path:
             ["unknown mitigation id 'scrub_everything'"],
         ),
         ("noengine.yaml", "deployment: {name: x}\n", ["deployment.engine"]),
+        (
+            "nan.json",
+            '{"deployment": {"engine": "x"}, "optimizations": {"prefix_caching": {"ttl_seconds": NaN}}}',
+            ["NaN"],
+        ),
+        (
+            "inf.yaml",
+            "deployment: {engine: x}\noptimizations:\n  prefix_caching: {ttl_seconds: .inf}\n",
+            ["inf.yaml:3", "ttl_seconds"],
+        ),
+        ("bomb.yaml", BOMB, ["alias bomb"]),
+        (
+            "binary.yaml",
+            "deployment: !!python/object:os.system {engine: x}\n",
+            ["binary.yaml:1", "malformed"],
+        ),
     ],
 )
 def test_malformed_facts(write, name, text, needles):

@@ -524,6 +524,21 @@ def test_sarif_flag_and_env_provenance_become_logical_locations(zoo: Zoo) -> Non
     warn = sarif_results(build_sarif(zoo.evaluator.evaluate(unknown)))["PCC-V-901"]
     assert warn["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "tee.transparency_log"
 
+    # Given an artifact, every result also gets the physical location GitHub insists on.
+    anchored = sarif_results(build_sarif(zoo.evaluator.evaluate(facts), artifact="deploy/vllm serve.sh"))
+    anchor = {"artifactLocation": {"uri": "deploy/vllm%20serve.sh"}, "region": {"startLine": 1}}
+    assert anchored["PCC-P-901"]["locations"][0]["physicalLocation"] == anchor
+    assert anchored["PCC-P-901"]["locations"][0]["logicalLocations"] == flag["logicalLocations"]
+    assert all(loc["physicalLocation"] == anchor for r in anchored.values() for loc in r["locations"])
+
+
+def test_sarif_every_result_has_a_physical_location_when_facts_come_from_a_file(zoo_report: Report) -> None:
+    """GitHub rejects the whole upload if a single result has no physical location."""
+    for result in build_sarif(zoo_report)["runs"][0]["results"]:
+        assert result.get("locations"), result["ruleId"]
+        for location in result["locations"]:
+            assert location["physicalLocation"]["artifactLocation"]["uri"].endswith("facts.yaml")
+
 
 def test_sarif_fingerprints_stable_across_runs(zoo: Zoo) -> None:
     def prints(report: Report) -> dict[str, str]:
@@ -800,7 +815,7 @@ FACTS = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=FACTS,
     profile=st.sampled_from(["pcc-strict", "multi-tenant-baseline"]),

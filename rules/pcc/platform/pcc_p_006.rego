@@ -8,7 +8,9 @@
 #   Unauthenticated routes are always denied, dev routes always (they execute
 #   arbitrary methods), and authenticated admin routes only where the profile
 #   allows them (allow_authenticated_admin_endpoints): PCC has no interface
-#   that lets even its own staff bypass the guarantees.
+#   that lets even its own staff bypass the guarantees. The facts' endpoint
+#   inventory is checked route by route; without one, the engine's admin key
+#   setting (api.admin_auth_required) decides.
 # custom:
 #   id: PCC-P-006
 #   requirement: P
@@ -38,10 +40,8 @@ applicable if is_object(api)
 
 endpoint_fact(i, key) := concat(".", ["endpoints", format_int(i, 10), key])
 
-has_privileged_endpoint if {
-	some e in endpoints
-	e.purpose in {"admin", "dev", "weights"}
-}
+# Without an endpoint inventory, fall back on whether the engine's admin key is required.
+no_inventory if count(endpoints) == 0
 
 deny contains lib.finding(endpoint_fact(i, "enabled"), {"path": e.path, "reason": "dev endpoints run arbitrary engine methods"}) if {
 	some i, e in endpoints
@@ -65,7 +65,7 @@ deny contains lib.finding(endpoint_fact(i, "enabled"), {"path": e.path, "reason"
 }
 
 deny contains lib.finding("api.admin_auth_required", {"path": "the engine's admin routes", "reason": "no admin key protects them"}) if {
-	not has_privileged_endpoint
+	no_inventory
 	lib.get(api, "admin_auth_required") == false
 }
 
@@ -83,6 +83,6 @@ warn contains lib.unknown_finding(endpoint_fact(i, "enabled")) if {
 }
 
 warn contains lib.unknown_finding("api.admin_auth_required") if {
-	not has_privileged_endpoint
+	no_inventory
 	lib.get(api, "admin_auth_required") == null
 }

@@ -12,7 +12,7 @@
 #   threats: [copies left on other nodes, data leak, differential analysis]
 #   references: ["NIST SP 800-53 SC-4", "NIST SP 800-53 SI-12", "CWE-226", "Apple PCC Security Guide: stateless computation"]
 #   mitigation: scrub_freed_kv
-#   message: "Migrated request's KV on the source is not expired together with the request on every node (synchronized_expiry: {optimizations.request_migration.synchronized_expiry}, backend: {optimizations.request_migration.backend})"
+#   message: "The source instance keeps a migrated request's KV after the migration (synchronized_expiry: {optimizations.request_migration.synchronized_expiry}, backend: {optimizations.request_migration.backend})"
 #   remediation: Expire and scrub every copy when the request ends or its TTL passes (pccguard mitigation scrub_freed_kv), or disable the transfer.
 package pcc.rules.pcc_s_008
 

@@ -13,7 +13,7 @@
 #   threats: [copies left on other nodes, data leak, differential analysis]
 #   references: ["NIST SP 800-53 SC-4", "NIST SP 800-53 SI-12", "CWE-226", "Apple PCC Security Guide: stateless computation"]
 #   mitigation: prefix_cache_ttl
-#   message: "Prefill KV handed to decode is not expired together with the request on every node (synchronized_expiry: {optimizations.disaggregated_prefill.synchronized_expiry}, backend: {optimizations.disaggregated_prefill.backend})"
+#   message: "Prefill KV handed to decode hosts is not expired together with the request on every node (synchronized_expiry: {optimizations.disaggregated_prefill.synchronized_expiry}, backend: {optimizations.disaggregated_prefill.backend})"
 #   remediation: Expire and scrub every copy when the request ends or its TTL passes (pccguard mitigation prefix_cache_ttl), or disable the transfer.
 package pcc.rules.pcc_s_009
 

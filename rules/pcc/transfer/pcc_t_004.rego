@@ -16,7 +16,7 @@
 #   threats: [targeting through placement, rogue peer receives a chosen user's KV, KV read in transit]
 #   references: ["Apple PCC Security Guide: non-targetability", "NIST SP 800-53 SC-8", "NIST SP 800-53 SC-23", "CWE-319"]
 #   mitigation: encrypt_transfer
-#   message: "Migrated request state crosses hosts ({optimizations.request_migration.backend}): {reason}"
+#   message: "Migrated request state crosses hosts (backend: {optimizations.request_migration.backend}): {reason}"
 #   remediation: Keep KV on the node, or move it only over an authenticated, encrypted channel between attested peers (pccguard mitigation encrypt_transfer) under a profile that allows cross-host KV.
 package pcc.rules.pcc_t_004
 

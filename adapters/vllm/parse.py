@@ -1,0 +1,163 @@
+"""Parse ``vllm serve`` arguments with vLLM's own parser and resolve them as the engine would.
+
+Using vLLM's parser (not a copy of its flag list) keeps the facts honest when
+flags change between releases. Resolution (``create_engine_config``) is what
+the engine would actually run; where the platform of the checking machine
+rejects an option (sleep mode and some speculative methods are CUDA-only), the
+option is dropped for resolution and its raw intent is kept, so a CPU-only CI
+can still check a GPU deployment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pccguard.errors import UsageError
+
+
+@dataclass
+class Parsed:
+    """vLLM's view of one ``vllm serve`` command line."""
+
+    args: Any  # argparse.Namespace from vLLM's serve parser
+    engine_args: Any  # vllm.engine.arg_utils.AsyncEngineArgs (raw intent)
+    config: Any | None  # vllm.config.VllmConfig, resolved; None when it could not be resolved
+    explicit: dict[str, str]  # dest -> the option string the user typed
+    options: dict[str, str]  # dest -> the primary option string
+    dropped: list[str] = field(default_factory=list)  # dests dropped for resolution on this platform
+    resolve_error: str | None = None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("For further information", "Traceback")):
+            return f"{type(exc).__name__}: {line}"[:300]
+    return type(exc).__name__
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """vLLM logs to stdout; keep stdout clean for ``--format json`` by sending everything to stderr."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real file descriptor (embedded interpreters)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def prepare_process_environment() -> None:
+    """Environment vLLM needs to import and resolve on a machine without an accelerator.
+
+    Only applied before vLLM is first imported in this process (the CLI path),
+    so a serving process keeps its own logging and platform settings.
+    """
+    if "vllm" in sys.modules:
+        return
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
+    if "VLLM_TARGET_DEVICE" not in os.environ:
+        try:
+            import torch
+
+            has_cuda = bool(torch.cuda.is_available())
+        except Exception:
+            has_cuda = False
+        if not has_cuda:
+            os.environ["VLLM_TARGET_DEVICE"] = "cpu"
+
+
+def _option_maps(parser: Any, argv: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    explicit: dict[str, str] = {}
+    options: dict[str, str] = {}
+    typed = {arg.split("=", 1)[0] for arg in argv if arg.startswith("-")}
+    for action in parser._actions:
+        if not action.option_strings:
+            continue
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        options.setdefault(action.dest, (longs or action.option_strings)[0])
+        for option in action.option_strings:
+            if option in typed:
+                explicit[action.dest] = option
+    return explicit, options
+
+
+def _parse(argv: list[str]) -> tuple[Any, Any, dict[str, str], dict[str, str]]:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.entrypoints.common.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = make_arg_parser(FlexibleArgumentParser(prog="vllm serve", exit_on_error=False))
+    errors: list[str] = []
+
+    def _error(message: str) -> None:  # argparse must not print usage and exit
+        errors.append(message)
+        raise UsageError(f"vllm serve arguments: {message}")
+
+    parser.error = _error  # type: ignore[method-assign]
+    try:
+        args = parser.parse_args(list(argv))
+    except UsageError:
+        raise
+    except SystemExit as exc:
+        raise UsageError(f"vllm serve arguments rejected: {errors[0] if errors else exc}") from None
+    except Exception as exc:
+        raise UsageError(f"vllm serve arguments rejected: {_first_line(exc)}") from None
+    if getattr(args, "model_tag", None):
+        args.model = args.model_tag
+    try:
+        engine_args = AsyncEngineArgs.from_cli_args(args)
+    except Exception as exc:
+        raise UsageError(f"vllm serve arguments rejected: {_first_line(exc)}") from None
+    explicit, options = _option_maps(parser, argv)
+    return args, engine_args, explicit, options
+
+
+#: Options the CPU platform (or a missing optional package) rejects; dropped for resolution only.
+def _sanitized(engine_args: Any) -> tuple[Any, list[str]]:
+    changes: dict[str, Any] = {}
+    if getattr(engine_args, "enable_sleep_mode", False):
+        changes["enable_sleep_mode"] = False
+    if getattr(engine_args, "speculative_config", None) or getattr(engine_args, "spec_method", None):
+        changes["speculative_config"] = None
+        for name in ("spec_method", "spec_model", "spec_tokens"):
+            if hasattr(engine_args, name):
+                changes[name] = None
+    return dataclasses.replace(engine_args, **changes), sorted(changes)
+
+
+def parse_serve_args(argv: list[str], environ: Mapping[str, str] | None = None) -> Parsed:
+    """Parse and resolve; raise ``UsageError`` (one line) for arguments vLLM rejects."""
+    del environ  # the deployment's environment is read by the facts mapping, not by vLLM here
+    prepare_process_environment()
+    with stdout_to_stderr():
+        args, engine_args, explicit, options = _parse(argv)
+        try:
+            config = dataclasses.replace(engine_args).create_engine_config()
+            return Parsed(args, engine_args, config, explicit, options)
+        except Exception as exc:
+            first_error = _first_line(exc)
+        sanitized, dropped = _sanitized(engine_args)
+        if dropped:
+            try:
+                config = sanitized.create_engine_config()
+                return Parsed(args, engine_args, config, explicit, options, dropped, first_error)
+            except Exception:
+                pass
+    raise UsageError(f"vllm could not resolve the engine configuration: {first_error}")

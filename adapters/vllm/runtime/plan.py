@@ -1,0 +1,174 @@
+"""Decide what the plugin installs in an engine, through the core's startup enforcement.
+
+The plugin never computes verdicts: it builds facts from the live configuration,
+says which mitigations it *can* install here, and lets ``decide_startup``
+choose and re-evaluate. A deny that remains refuses the start
+(``EnforcementError``), and so does any unexpected error in pccguard itself
+when the configured fail mode is ``closed``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pccguard.adapters.vllm import IMPLEMENTED_MITIGATIONS
+from pccguard.adapters.vllm.runtime.audit import audit_log
+from pccguard.audit import AuditKind
+from pccguard.config import PluginConfig, load_plugin_config
+from pccguard.enforcement import StartupDecision, decide_startup, enforce_or_refuse, refusal_message
+from pccguard.errors import EnforcementError, PccguardError
+from pccguard.facts import DeploymentFacts, Provenance
+from pccguard.results import Verdict
+
+ENGINE = "vllm"
+#: Key of the plan inside ``VllmConfig.additional_config`` (it travels to the engine-core process).
+PLAN_KEY = "pccguard"
+#: The native offloading specs the encrypted spec can replace (same manager, encrypting worker).
+ENCRYPTABLE_SPECS = ("CPUOffloadingSpec", "EncryptedCPUOffloadingSpec")
+
+
+@dataclass(frozen=True)
+class RuntimePlan:
+    """What the engine runs with; no secrets (they are generated in the process that uses them)."""
+
+    install: tuple[str, ...] = ()
+    ttl_seconds: float | None = None
+    tenancy_mode: str = "multi"
+    fail_mode: str = "closed"
+    blocking: tuple[str, ...] = field(default=())
+
+    def has(self, mitigation: str) -> bool:
+        return mitigation in self.install
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RuntimePlan:
+        return cls(
+            install=tuple(data.get("install", ())),
+            ttl_seconds=data.get("ttl_seconds"),
+            tenancy_mode=str(data.get("tenancy_mode", "multi")),
+            fail_mode=str(data.get("fail_mode", "closed")),
+            blocking=tuple(data.get("blocking", ())),
+        )
+
+
+def offload_spec_name(config: Any) -> str | None:
+    """The offloading spec of a native ``OffloadingConnector``, or None when KV is not offloaded that way."""
+    ktc = getattr(config, "kv_transfer_config", None)
+    if ktc is None or ktc.kv_connector != "OffloadingConnector":
+        return None
+    return str((ktc.kv_connector_extra_config or {}).get("spec_name", "CPUOffloadingSpec"))
+
+
+def installable_mitigations(config: Any, facts: DeploymentFacts, settings: PluginConfig) -> list[str]:
+    """What this adapter can install for this configuration, as enabled by the plugin configuration."""
+    from pccguard.adapters.vllm.facts import sleep_mode_requested
+
+    wanted = settings.mitigations
+    opt = facts.optimizations
+    out: list[str] = []
+    # Sleep mode gives KV memory back to the allocator without a scrub: no scrub guarantee holds.
+    if wanted.scrub_freed_kv and not sleep_mode_requested(config):
+        out.append("scrub_freed_kv")
+    if wanted.tenant_cache_salt and opt.prefix_caching.enabled:
+        out.append("tenant_cache_salt")
+    if wanted.prefix_cache_ttl_seconds and opt.prefix_caching.enabled:
+        out.append("prefix_cache_ttl")
+    if wanted.encrypt_offload and offload_spec_name(config) in ENCRYPTABLE_SPECS:
+        out.append("encrypt_offload")
+    if opt.priority_scheduling.enabled:
+        out.append("server_side_priority")
+    return [m for m in out if m in IMPLEMENTED_MITIGATIONS]
+
+
+def runtime_facts(facts: DeploymentFacts, settings: PluginConfig) -> DeploymentFacts:
+    """Facts the plugin configuration itself establishes: how tenants are identified at the ingress."""
+    tenancy = settings.tenancy
+    prov = Provenance(kind="config", name="PCCGUARD_CONFIG", value="tenancy")
+    update = {
+        "mode": tenancy.mode,
+        "identified_by": tenancy.identified_by,
+        "tenant_header": tenancy.tenant_header if tenancy.identified_by == "header" else None,
+        "authenticated_at": facts.tenancy.authenticated_at or None,
+    }
+    provenance = dict(facts.provenance)
+    for key in ("mode", "identified_by", "tenant_header"):
+        provenance[f"tenancy.{key}"] = prov
+    return facts.model_copy(
+        update={"tenancy": facts.tenancy.model_copy(update=update), "provenance": provenance}
+    )
+
+
+def _evaluate(
+    facts: DeploymentFacts, installable: list[str], settings: PluginConfig, environ: Mapping[str, str]
+) -> StartupDecision:
+    from pccguard.session import build_evaluator, waivers_for
+
+    token = environ.get(settings.opa_token_env) if settings.opa_url else None
+    evaluator = build_evaluator(
+        profile=settings.profile,
+        rules_dirs=list(settings.rules_dirs),
+        opa_url=settings.opa_url,
+        opa_token=token,
+        opa_timeout=settings.opa_timeout,
+    )
+    waivers = waivers_for(evaluator, settings.waivers)
+    return decide_startup(
+        evaluator, facts, installable, waivers=waivers, fail_on=settings.fail_on, always=installable
+    )
+
+
+def decide(
+    config: Any,
+    *,
+    environ: Mapping[str, str] | None = None,
+    settings: PluginConfig | None = None,
+    engine_args: Any | None = None,
+    frontend: Any | None = None,
+) -> tuple[RuntimePlan, StartupDecision]:
+    """Evaluate the live configuration; raise ``EnforcementError`` when the engine must not start."""
+    from pccguard.adapters.vllm.facts import facts_from_config
+
+    env = dict(os.environ if environ is None else environ)
+    log = audit_log()
+    try:
+        settings = settings or load_plugin_config(env)
+        facts = facts_from_config(config, environ=env, engine_args=engine_args, frontend=frontend, live=True)
+        facts = runtime_facts(facts, settings)
+        installable = installable_mitigations(config, facts, settings)
+        decision = _evaluate(facts, installable, settings, env)
+    except EnforcementError:
+        raise
+    except Exception as exc:  # fail-closed: a broken pccguard never lets an engine start unchecked
+        reason = exc.one_line() if isinstance(exc, PccguardError) else f"{type(exc).__name__}: {exc}"
+        if settings is not None and settings.fail_mode == "open":
+            log.emit(AuditKind.POLICY_EVALUATED, reason="internal_error_fail_open", count=0)
+            return RuntimePlan(fail_mode="open"), _empty_decision()
+        log.emit(AuditKind.STARTUP_REFUSED, reason="internal_error", count=1)
+        raise EnforcementError(f"pccguard refuses to start vllm: internal error (fail-closed): {reason}") from exc
+    evaluated = [r for r in decision.report.results if r.verdict != Verdict.NOT_APPLICABLE]
+    log.emit(AuditKind.POLICY_EVALUATED, count=len(evaluated), unit="options")
+    if not decision.allowed:
+        ids = [r.id for r in decision.blocking][:64]
+        log.emit(AuditKind.STARTUP_REFUSED, rule_ids=ids, count=len(ids) or 1, reason="deny_remains")
+        enforce_or_refuse(ENGINE, decision)
+        raise EnforcementError(refusal_message(ENGINE, decision))  # enforce_or_refuse always raised above
+    plan = RuntimePlan(
+        install=tuple(decision.install),
+        ttl_seconds=settings.mitigations.prefix_cache_ttl_seconds if "prefix_cache_ttl" in decision.install else None,
+        tenancy_mode=settings.tenancy.mode,
+        fail_mode=settings.fail_mode,
+    )
+    return plan, decision
+
+
+def _empty_decision() -> StartupDecision:
+    from pccguard.results import Report
+
+    report = Report(tool={"name": "pccguard"}, deployment={}, profile="none", engine="none", results=[], requirements=[])
+    return StartupDecision(report=report, install=[], blocking=[])

@@ -1,0 +1,191 @@
+"""The software enclave: a separate OS process holding the private weights.
+
+It loads the model and the private adapters itself, checks the plan before
+anything runs, generates its attestation key, ships the accelerator only what
+the plan allows, and then serves requests from the (untrusted) host. Per
+request it keeps a :class:`~.decoder.RequestState` and wipes it — KV cache,
+masks, unblinding factors, logits — when the request ends, whether it
+succeeded or failed. A lost or stalled accelerator fails the request with an
+error; no partial output is returned.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+from pccguard.enclave_runtime.attestation import EnclaveIdentity, components_for
+from pccguard.enclave_runtime.channel import Channel, ChannelClosed
+from pccguard.enclave_runtime.codec import Message, WireError
+from pccguard.enclave_runtime.decoder import Decoder, RequestState
+from pccguard.enclave_runtime.errors import AcceleratorLost, IntegrityError
+from pccguard.enclave_runtime.linear import GroupExecutor
+from pccguard.enclave_runtime.model import LlamaWeights, load_weights, weights_root
+from pccguard.enclave_runtime.plan import LAYER_GROUPS, PartitionPlan, PrivacySpec, check_plan
+from pccguard.errors import PccguardError
+
+_PROJ_GROUP = {p: g for g, projs in LAYER_GROUPS.items() for p in projs} | {"lm_head": "lm_head"}
+
+
+def privacy_for(weights: LlamaWeights, options: dict[str, Any]) -> PrivacySpec:
+    """Mode P by default (public base, private adapters); ``private_base`` selects Mode F."""
+    return PrivacySpec(
+        base_private=bool(options.get("private_base", False)),
+        embed_private=bool(options.get("private_base", False)),
+        lm_head_private=bool(options.get("private_base", False)),
+        deltas=frozenset((layer, _PROJ_GROUP[proj]) for layer, proj in weights.deltas),
+        protect_prompts=bool(options.get("protect_prompts", True)),
+    )
+
+
+class EnclaveServer:
+    """The request loop of the enclave process."""
+
+    def __init__(self, host: Channel, accel: Channel | None, options: dict[str, Any]) -> None:
+        self.host = host
+        self.accel = accel
+        self.options = options
+        self.debug = bool(options.get("debug_inspect", False))
+        weights = load_weights(options["model_dir"], options.get("adapter_dir"))
+        self.plan = PartitionPlan.from_dict(options["plan"])
+        self.privacy = privacy_for(weights, options)
+        check_plan(self.plan, self.privacy, weights.spec.n_layers,
+                   allow_insecure=bool(options.get("allow_insecure", False)))
+        self.identity = EnclaveIdentity("software", components_for(self.plan.digest(),
+                                                                   weights_root(weights.digests())))
+        self.linear = GroupExecutor(weights, self.plan, accel, float(options.get("timeout_s", 30.0)))
+        self.decoder = Decoder(weights, self.linear, frozenset(self.linear.merged))
+        self.spec = weights.spec
+        self.accel_device = "none"
+        if accel is not None:
+            self.accel_device = str(self.linear._call(Message("ping"), expect="ok").meta.get("device"))
+        self.broken: str | None = None
+        self.current: RequestState | None = None
+        self.last_wiped: RequestState | None = None
+        self.requests = 0
+
+    # ------------------------------------------------------------------ handlers
+
+    def ready(self) -> Message:
+        return Message("ready", {"measurement": self.identity.measurement, "plan": self.plan.name,
+                                 "layers": self.spec.n_layers, "vocab": self.spec.vocab,
+                                 "accelerator_device": self.accel_device, "pid": os.getpid()})
+
+    def generate(self, msg: Message) -> Message:
+        if self.broken:
+            return Message("error", {"code": "accelerator_lost", "message": self.broken})
+        prompt = [int(t) for t in msg.tensors["prompt"].reshape(-1).tolist()]
+        max_new = int(msg.meta.get("max_new", 0))
+        if not prompt or max_new < 1 or len(prompt) + max_new > int(self.options.get("max_len", 8192)):
+            return Message("error", {"code": "bad_request", "message": "empty prompt or bad length"})
+        state = self.decoder.new_state(len(prompt) + max_new)
+        self.current = state
+        self.linear.secrets_sink = state.secrets_used
+        started = time.perf_counter()
+        try:
+            self.decoder.generate(prompt, max_new, state, on_token=self._progress)
+            tensors = {"tokens": torch.tensor(state.tokens, dtype=torch.int64)}
+            if msg.meta.get("return_logits"):
+                tensors["logits"] = torch.stack(state.logits).clone()
+            reply = Message("result", {"seconds": time.perf_counter() - started}, tensors)
+        except AcceleratorLost as exc:
+            self.broken = exc.one_line()
+            reply = Message("error", {"code": "accelerator_lost", "message": exc.one_line()})
+        except IntegrityError as exc:
+            self.broken = exc.one_line()
+            reply = Message("error", {"code": "integrity", "message": exc.one_line()})
+        except ValueError as exc:
+            reply = Message("error", {"code": "bad_request", "message": str(exc)})
+        finally:
+            tokens = state.wipe()
+            self.linear.secrets_sink = None
+            self.current = None
+            self.requests += 1
+            if self.debug:
+                self.last_wiped = state
+        reply.meta["wiped_tokens"] = tokens
+        return reply
+
+    def _progress(self, done: int) -> None:
+        self.host.send(Message("progress", {"tokens": done}))
+
+    def inspect(self) -> Message:
+        if not self.debug:
+            return Message("error", {"code": "forbidden", "message": "inspection is disabled"})
+        last = self.last_wiped
+        return Message("state", {
+            "request_active": self.current is not None,
+            "requests": self.requests,
+            "last_wiped": bool(last and last.wiped),
+            "last_all_zero": bool(last and last.all_zero()),
+            "last_kv_elems": int(last.k.numel() + last.v.numel()) if last else 0,
+            "last_secret_tensors": len(last.secrets_used) if last else 0,
+            "pool_rows": {f"{k[0]}.{k[1]}": self.linear.pool.available(k) for k in self.linear.blinded},
+        })
+
+    def handle(self, msg: Message) -> Message | None:
+        if msg.kind == "generate":
+            return self.generate(msg)
+        if msg.kind == "attest":
+            return Message("report", {"json": self.identity.report(str(msg.meta.get("nonce", ""))).to_json()})
+        if msg.kind == "precompute":
+            seconds = self.linear.precompute(int(msg.meta.get("tokens", 0)))
+            return Message("ok", {"seconds": seconds})
+        if msg.kind == "stats":
+            return Message("stats", self.linear.stats.as_dict() | {"requests": self.requests})
+        if msg.kind == "inspect":
+            return self.inspect()
+        if msg.kind == "flush" and self.accel is not None and not self.broken:
+            self.linear._call(Message("flush"), expect="ok")
+            return Message("ok")
+        if msg.kind == "flush":
+            return Message("ok")
+        return Message("error", {"code": "unknown_kind", "message": msg.kind})
+
+    def serve(self) -> None:
+        while True:
+            try:
+                msg = self.host.recv(None)
+            except (ChannelClosed, WireError):
+                break
+            if msg.kind == "shutdown":
+                break
+            reply = self.handle(msg)
+            if reply is not None:
+                self.host.send(reply)
+
+    def close(self) -> None:
+        self.linear.pool.wipe()
+        if self.accel is not None:
+            try:
+                self.accel.send(Message("shutdown"))
+            except ChannelClosed:
+                pass
+            self.accel.close()
+
+
+def enclave_main(host_conn: Connection, accel_conn: Connection | None, options: dict[str, Any]) -> None:
+    """Process entry point of the software enclave."""
+    torch.set_num_threads(int(options.get("threads") or 1))
+    host = Channel(host_conn)
+    accel = Channel(accel_conn) if accel_conn is not None else None
+    try:
+        server = EnclaveServer(host, accel, options)
+    except PccguardError as exc:
+        host.send(Message("error", {"code": type(exc).__name__, "message": exc.one_line()}))
+        return
+    except Exception as exc:  # report, never hang the host
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        host.send(Message("error", {"code": "startup_failed", "message": last}))
+        return
+    host.send(server.ready())
+    try:
+        server.serve()
+    finally:
+        server.close()
+        host.close()

@@ -1,0 +1,78 @@
+"""What every serving plugin does at engine start, in one place.
+
+Load the configuration, evaluate the live facts, choose mitigations, and either
+allow the start or raise ``EnforcementError`` with the rules that block it.
+Fail-closed: a policy or internal error refuses the start too. The one
+exception is ``fail_mode: open``, meant for canary roll-outs of pccguard
+itself: a pccguard *error* (never a deny) then lets the engine start, with an
+audit event and an error log saying it runs unchecked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+
+from pccguard.audit import AuditKind, AuditLog
+from pccguard.config import PluginConfig
+from pccguard.enforcement import StartupDecision, decide_startup, refusal_message
+from pccguard.errors import EnforcementError, PccguardError
+from pccguard.facts import DeploymentFacts
+from pccguard.session import build_evaluator, waivers_for
+
+logger = logging.getLogger("pccguard.plugin")
+
+
+def evaluate_startup(
+    engine: str,
+    facts: DeploymentFacts,
+    installable: Iterable[str],
+    config: PluginConfig,
+    audit: AuditLog,
+    *,
+    always: Iterable[str] = (),
+) -> StartupDecision | None:
+    """The startup decision, or ``None`` when ``fail_mode: open`` lets an erroring check through.
+
+    Raises ``EnforcementError`` when the engine must not start.
+    """
+    try:
+        token = os.environ.get(config.opa_token_env) if config.opa_url else None
+        evaluator = build_evaluator(
+            profile=config.profile,
+            rules_dirs=config.rules_dirs,
+            opa_url=config.opa_url,
+            opa_token=token,
+            opa_timeout=config.opa_timeout,
+        )
+        waivers = waivers_for(evaluator, config.waivers)
+        decision = decide_startup(
+            evaluator, facts, installable, waivers=waivers, fail_on=config.fail_on, always=always
+        )
+        if decision.report.has_errors():
+            raise PccguardError(decision.report.problems[0] if decision.report.problems else "policy error")
+    except PccguardError as exc:
+        _on_error(engine, config, audit, "policy_error", exc.one_line())
+        return None
+    except Exception as exc:  # fail closed on anything unexpected
+        _on_error(engine, config, audit, "internal_error", f"internal error: {type(exc).__name__}")
+        return None
+    blocking = [r.id for r in decision.blocking]
+    audit.emit(AuditKind.POLICY_EVALUATED, count=len(decision.report.results), rule_ids=blocking[:64])
+    if not decision.allowed:
+        audit.emit(AuditKind.STARTUP_REFUSED, reason="deny", count=len(blocking), rule_ids=blocking[:64])
+        raise EnforcementError(refusal_message(engine, decision))
+    return decision
+
+
+def _on_error(engine: str, config: PluginConfig, audit: AuditLog, reason: str, detail: str) -> None:
+    """Raise the refusal, or (``fail_mode: open``) record that the engine runs unchecked."""
+    if config.fail_mode == "open":
+        audit.emit(AuditKind.STARTUP_REFUSED, reason="fail_open_" + reason, count=0)
+        logger.error(
+            "pccguard could not check %s and fail_mode is open: serving UNCHECKED (%s)", engine, detail
+        )
+        return
+    audit.emit(AuditKind.STARTUP_REFUSED, reason=reason)
+    raise EnforcementError(f"pccguard refuses to start {engine}: {detail}")
