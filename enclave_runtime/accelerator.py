@@ -33,26 +33,28 @@ class Accelerator:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.weights: dict[tuple[int, str], tuple[str, torch.Tensor]] = {}
+        self.weights: dict[tuple[int, str], tuple[str, torch.Tensor, int]] = {}
 
     def load(self, msg: Message) -> None:
         mode = str(msg.meta["mode"])
         w = msg.tensors["w"]
         dtype = torch.float64 if mode == "blinded" else torch.float32
-        self.weights[(int(msg.meta["layer"]), str(msg.meta["group"]))] = (mode, w.to(self.device, dtype))
+        wmax = int(w.abs().max().item()) if w.numel() else 1
+        self.weights[(int(msg.meta["layer"]), str(msg.meta["group"]))] = (mode, w.to(self.device, dtype), wmax)
 
     def gemm(self, msg: Message) -> Message:
-        mode, w = self.weights[(int(msg.meta["layer"]), str(msg.meta["group"]))]
+        mode, w, wmax = self.weights[(int(msg.meta["layer"]), str(msg.meta["group"]))]
         x = msg.tensors["x"].to(self.device)
         if mode == "blinded":
-            y = F.matmul_mod(x, w).to("cpu")
+            y = F.matmul_mod(x, w, wmax).to("cpu")
             return Message("result", {}, {"y": y}, frozenset({"y"}))
         return Message("result", {}, {"y": (x.to(torch.float32) @ w).to("cpu")})
 
 
 def accelerator_main(conn: Connection, options: dict[str, Any]) -> None:
     """Process entry point: serve until ``shutdown`` or until the enclave goes away."""
-    torch.set_num_threads(int(options.get("threads") or os.cpu_count() or 1))
+    # Leave a core to the enclave: spinning BLAS threads on a shared core stall the other process.
+    torch.set_num_threads(int(options.get("threads") or max(1, (os.cpu_count() or 1) - 1)))
     channel = Channel(conn)
     recorder = Recorder(options.get("transcript"))
     accel = Accelerator(pick_device(str(options.get("device", "auto"))))
@@ -85,3 +87,32 @@ def accelerator_main(conn: Connection, options: dict[str, Any]) -> None:
     finally:
         recorder.flush()
         channel.close()
+
+
+class InProcessChannel:
+    """An accelerator in the caller's process, with a recorder: for unit tests and attack demos only.
+
+    It has the :class:`~.channel.Channel` request interface and goes through the
+    same wire encoding, but there is no process boundary, so it is never used by
+    :class:`~.executor.HybridExecutor`.
+    """
+
+    def __init__(self, device: str = "cpu", transcript: str | None = None) -> None:
+        self.accel = Accelerator(pick_device(device))
+        self.recorder = Recorder(transcript)
+
+    def request(self, msg: Message, timeout: float | None) -> Message:
+        from pccguard.enclave_runtime.codec import decode, encode
+
+        msg = decode(encode(msg))
+        self.recorder.record("in", msg)
+        if msg.kind == "load":
+            self.accel.load(msg)
+            reply = Message("ok")
+        elif msg.kind == "gemm":
+            reply = self.accel.gemm(msg)
+        else:
+            reply = Message("ok", {"device": str(self.accel.device)})
+        reply = decode(encode(reply))
+        self.recorder.record("out", reply)
+        return reply

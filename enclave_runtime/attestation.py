@@ -49,7 +49,7 @@ def code_digest() -> str:
 
 
 def field_params() -> str:
-    return f"p={F.P};qbits={F.QBITS};limb_bits={F.LIMB_BITS};limbs={F.N_LIMBS}"
+    return f"p={F.P};limb_bits={F.LIMB_BITS};limbs={F.N_LIMBS};wq=balanced;aq=per-token"
 
 
 def measurement(components: dict[str, str]) -> str:

@@ -5,15 +5,16 @@ corrupts the result (float GEMMs are not exact), while ``x + r mod p`` with ``r`
 uniform in ``F_p`` is a perfect one-time pad and ``(x + r)·W − r·W = x·W`` holds
 exactly. Why these numbers:
 
-* Activations and public weights are fixed-point integers of at most ``QBITS``
-  bits (``|v| ≤ QMAX = 2^15 − 1``), so ``|x_q·W_q| ≤ QMAX²·d_in < 2^45`` for any
-  ``d_in < 2^15``: the plaintext result never wraps modulo ``p``.
+* Public weights are fixed-point integers per output column and activations
+  per token, with ranges chosen from ``d_in`` (:func:`weight_qmax`,
+  :func:`act_qmax`) so that ``|x_q·W_q| < p/2``: the plaintext result never
+  wraps modulo ``p`` (about 17-bit weights and activations at ``d_in = 4096``).
 * ``p = 2^48 − 59`` (the largest prime below ``2^48``) leaves that bound with room
   and lets an element travel in 6 bytes.
 * The accelerator multiplies in float64, exact below ``2^53``: the blinded input
-  is split into balanced limbs of ``LIMB_BITS`` bits so each partial product
-  ``limb·W_q`` stays below ``2^53`` (``2^23·QMAX·d_in < 2^53`` for ``d_in < 2^15``).
-  Limbs are stacked as rows of one GEMM, so the weights are read once.
+  is split into balanced limbs (two of 24 bits for the layer GEMMs) so each
+  partial product ``limb·W_q`` stays below ``2^53``. Limbs are stacked as rows
+  of one GEMM, so the weights are read once.
 
 Everything here is pure and device-agnostic (torch tensors on any device).
 """
@@ -29,10 +30,6 @@ import torch
 P = (1 << 48) - 59
 FIELD_BITS = 48
 C48 = (1 << 48) - P  # 2^48 ≡ C48 (mod p)
-QBITS = 16
-QMAX = (1 << (QBITS - 1)) - 1
-LIMB_BITS = 24
-N_LIMBS = 2
 FLOAT64_EXACT = 1 << 53
 
 
@@ -61,42 +58,69 @@ def _is_probable_prime(n: int) -> bool:
 
 
 assert _is_probable_prime(P), "field modulus must be prime"
-# Two balanced limbs of 24 bits cover every centred element |x| ≤ p/2 < 2^47.
-assert (1 << (N_LIMBS * LIMB_BITS - 1)) >= P // 2
+
+#: Blinded inputs split into two balanced limbs of this width (|limb| ≤ 2^23) for d_in < 2^15.
+LIMB_BITS = 24
+N_LIMBS = 2
+
+
+def limb_bits(wmax: int, d_in: int) -> int:
+    """Widest limb with ``2^b·wmax·d_in < 2^53``; balanced digits stay below ``2^(b−1) + 1 ≤ 2^b``.
+
+    So every float64 partial sum of ``limb · W_q`` is an exact integer.
+    """
+    b = 0
+    while b < FIELD_BITS and (1 << (b + 1)) * wmax * d_in < FLOAT64_EXACT:
+        b += 1
+    if b < 2:
+        raise ValueError(f"weights up to {wmax} with d_in={d_in} cannot be multiplied exactly in float64")
+    return b
+
+
+def weight_qmax(d_in: int) -> int:
+    """Per-column weight range for a GEMM of width ``d_in``.
+
+    Half of the bits the field leaves (``p/2 / d_in``), but never so many that
+    two limbs of ``LIMB_BITS`` stop being exact: 20 bits at ``d_in = 128``,
+    17 at 4096, 14 at 32768.
+    """
+    if d_in > max_input_dim():
+        raise ValueError(f"d_in={d_in} exceeds the exact field GEMM bound {max_input_dim()}")
+    balanced = math.isqrt((P // 2) // d_in)
+    by_limbs = (FLOAT64_EXACT - 1) // ((1 << LIMB_BITS) * d_in)
+    return int(min(balanced, by_limbs, (1 << 24) - 1))
+
+
+def act_qmax(d_in: int, w_qmax: int) -> int:
+    """Per-token activation range: ``act_qmax·w_qmax·d_in < p/2``, so the true product never wraps."""
+    return int(min((1 << 23) - 1, (P // 2) // (w_qmax * d_in)))
 
 
 def max_input_dim() -> int:
-    """Largest ``d_in`` for which both exactness bounds hold (result and limb products)."""
-    by_limbs = (FLOAT64_EXACT - 1) // ((1 << (LIMB_BITS - 1)) * QMAX)
-    by_field = (P // 2) // (QMAX * QMAX)
-    return int(min(by_limbs, by_field))
-
-
-def check_dims(d_in: int) -> None:
-    """Raise ``ValueError`` when a GEMM of width ``d_in`` could lose exactness."""
-    if d_in > max_input_dim():
-        raise ValueError(f"d_in={d_in} exceeds the exact field GEMM bound {max_input_dim()}")
+    """Largest ``d_in`` that keeps at least 14-bit weights with two exact limbs (65536)."""
+    return 1 << 16
 
 
 # --------------------------------------------------------------------------- fixed point
 
 
-def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-column fixed point: ``W ≈ W_q · s_w`` with ``|W_q| ≤ QMAX``.
+def quantize_weight(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per-output-column fixed point: ``W ≈ W_q · s_w`` with ``|W_q| ≤ weight_qmax(d_in)``.
 
-    ``w`` is ``[d_in, d_out]``; returns ``(W_q as float64 integers, s_w float64 [d_out])``.
-    Per-column scales keep the relative error near ``2^-16`` even with outlier columns.
+    ``w`` is ``[d_in, d_out]``; returns ``(W_q as float64 integers, s_w float64 [d_out], qmax)``.
+    Per-column scales keep the relative error small even with outlier columns.
     """
+    qmax = weight_qmax(w.shape[0])
     w64 = w.to(torch.float64)
-    scale = w64.abs().amax(dim=0) / QMAX
+    scale = w64.abs().amax(dim=0) / qmax
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return torch.round(w64 / scale), scale
+    return torch.round(w64 / scale), scale, qmax
 
 
-def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row (per-token) dynamic fixed point: ``x ≈ x_q · s_x``; ``x_q`` int64."""
+def quantize_rows(x: torch.Tensor, qmax: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row (per-token) dynamic fixed point: ``x ≈ x_q · s_x``, ``|x_q| ≤ qmax``; ``x_q`` int64."""
     x64 = x.to(torch.float64)
-    scale = x64.abs().amax(dim=-1, keepdim=True) / QMAX
+    scale = x64.abs().amax(dim=-1, keepdim=True) / qmax
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     return torch.round(x64 / scale).to(torch.int64), scale
 
@@ -133,9 +157,9 @@ def random_field(shape: tuple[int, ...]) -> torch.Tensor:
 # --------------------------------------------------------------------------- exact GEMM mod p
 
 
-def _split_limbs(x: torch.Tensor, n_limbs: int) -> torch.Tensor:
-    """Balanced base-2^LIMB_BITS digits of centred ``x``: ``x = Σ d_k 2^(k·b)``, ``|d_k| ≤ 2^(b−1)``."""
-    base = 1 << LIMB_BITS
+def _split_limbs(x: torch.Tensor, bits: int, n_limbs: int) -> torch.Tensor:
+    """Balanced base-2^bits digits of centred ``x``: ``x = Σ d_k 2^(k·bits)``, ``|d_k| ≤ 2^(bits−1)``."""
+    base = 1 << bits
     half = base >> 1
     rest = x.clone()
     digits = []
@@ -148,27 +172,30 @@ def _split_limbs(x: torch.Tensor, n_limbs: int) -> torch.Tensor:
 
 
 def _mul_pow2_mod(a: torch.Tensor, bits: int) -> torch.Tensor:
-    """``a · 2^bits mod p`` for ``a`` in ``[0, p)``, ``bits ≤ 24``, without int64 overflow."""
+    """``a · 2^bits mod p`` for ``a`` in ``[0, p)``, ``bits < 48``, without int64 overflow."""
     lo_bits = FIELD_BITS - bits
     a1 = a >> lo_bits
     a0 = a & ((1 << lo_bits) - 1)
     return torch.remainder(a1 * C48 + (a0 << bits), P)
 
 
-def matmul_mod(x: torch.Tensor, w_q: torch.Tensor) -> torch.Tensor:
+def matmul_mod(x: torch.Tensor, w_q: torch.Tensor, wmax: int | None = None) -> torch.Tensor:
     """Exact ``x · W_q mod p`` for ``x`` int64 in ``[0, p)`` (``[n, d_in]``), ``W_q`` float64 integers.
 
-    One float64 GEMM over the stacked limbs (exact: every partial sum < 2^53),
-    then an int64 Horner combination modulo ``p``.
+    The centred input is cut into balanced limbs narrow enough that every float64
+    partial sum stays below 2^53; the limbs are stacked as rows of one GEMM (the
+    weights are read once), then combined modulo ``p`` by an int64 Horner scheme.
     """
-    check_dims(w_q.shape[0])
-    k = N_LIMBS
-    limbs = _split_limbs(lift(x), k)  # [k, n, d_in]
+    d_in = w_q.shape[0]
+    wmax = int(w_q.abs().max().item()) if wmax is None else wmax
+    bits = limb_bits(max(wmax, 1), d_in)
+    k = max(1, math.ceil(FIELD_BITS / bits))
+    limbs = _split_limbs(lift(x), bits, k)  # [k, n, d_in]
     n = x.shape[0]
     z = (limbs.reshape(k * n, -1).to(torch.float64) @ w_q).to(torch.int64).reshape(k, n, -1)
     acc = torch.remainder(z[k - 1], P)
     for i in range(k - 2, -1, -1):
-        acc = torch.remainder(_mul_pow2_mod(acc, LIMB_BITS) + torch.remainder(z[i], P), P)
+        acc = torch.remainder(_mul_pow2_mod(acc, bits) + torch.remainder(z[i], P), P)
     return acc
 
 
@@ -203,7 +230,7 @@ def freivalds_vector(d_out: int) -> torch.Tensor:
 def freivalds_precompute(w_q: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """``w_s = W_q · s mod p`` (``[d_in]``), computed once in the enclave."""
     wt = w_q.t().contiguous()  # [d_out, d_in]
-    return matmul_mod(s.reshape(1, -1), wt).reshape(-1)
+    return matmul_mod(s.reshape(1, -1), wt).reshape(-1)  # more, narrower limbs when d_out is large
 
 
 def freivalds_ok(x_blind: torch.Tensor, y_blind: torch.Tensor, s: torch.Tensor, w_s: torch.Tensor) -> bool:

@@ -41,8 +41,10 @@ def all_groups(n_layers: int) -> list[Key]:
 
 @dataclass
 class Blinded:
-    w_q: torch.Tensor  # float64 integers [d_in, d_out], |w| ≤ QMAX
+    w_q: torch.Tensor  # float64 integers [d_in, d_out], |w| ≤ w_qmax
     s_w: torch.Tensor  # float64 [d_out]
+    w_qmax: int
+    x_qmax: int
     check_s: torch.Tensor | None = None
     check_ws: torch.Tensor | None = None
 
@@ -153,8 +155,8 @@ class GroupExecutor:
             if where == "enclave":
                 self.local[key] = w
             elif where == "offload_blinded":
-                w_q, s_w = F.quantize_weight(w)
-                entry = Blinded(w_q, s_w)
+                w_q, s_w, w_qmax = F.quantize_weight(w)
+                entry = Blinded(w_q, s_w, w_qmax, F.act_qmax(w.shape[0], w_qmax))
                 if self.plan.integrity == "freivalds":
                     entry.check_s = F.freivalds_vector(w.shape[1])
                     entry.check_ws = F.freivalds_precompute(w_q, entry.check_s)
@@ -220,7 +222,7 @@ class GroupExecutor:
         start = time.perf_counter()
         for key, entry in self.blinded.items():
             r = F.random_field((n_tokens, entry.w_q.shape[0]))
-            self.pool.add(key, r, F.matmul_mod(r, entry.w_q))
+            self.pool.add(key, r, F.matmul_mod(r, entry.w_q, entry.w_qmax))
         spent = time.perf_counter() - start
         self.stats.offline_s += spent
         self.stats.offline_rows += n_tokens
@@ -232,7 +234,7 @@ class GroupExecutor:
             entry = self.blinded[key]
             r = F.random_field((n - got, entry.w_q.shape[0]))
             rs.append(r)
-            us.append(F.matmul_mod(r, entry.w_q))
+            us.append(F.matmul_mod(r, entry.w_q, entry.w_qmax))
             self.stats.pool_miss_rows += n - got
         r, u = torch.cat(rs), torch.cat(us)
         for t in (*rs, *us):
@@ -243,7 +245,7 @@ class GroupExecutor:
 
     def _blinded(self, key: Key, x: torch.Tensor) -> torch.Tensor:
         entry = self.blinded[key]
-        x_q, s_x = F.quantize_rows(x)
+        x_q, s_x = F.quantize_rows(x, entry.x_qmax)
         r, u = self._masks(key, x.shape[0])
         x_blind = torch.remainder(x_q + r, F.P)
         x_q.zero_()

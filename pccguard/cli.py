@@ -171,12 +171,11 @@ def cmd_check(args: argparse.Namespace, engine_args: list[str] | None) -> int:
     facts = _collect_facts(args, engine_args)
     from pccguard.session import build_evaluator, waivers_for
 
-    token = os.environ.get(args.opa_token_env) if args.opa_url else None
     evaluator = build_evaluator(
         profile=args.profile,
         rules_dirs=args.rules_dirs,
         opa_url=args.opa_url,
-        opa_token=token,
+        opa_token_env=args.opa_token_env,
         opa_timeout=args.opa_timeout,
     )
     waivers = waivers_for(evaluator, args.waivers)

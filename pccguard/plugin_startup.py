@@ -11,7 +11,6 @@ audit event and an error log saying it runs unchecked.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 
 from pccguard.audit import AuditKind, AuditLog
@@ -38,12 +37,11 @@ def evaluate_startup(
     Raises ``EnforcementError`` when the engine must not start.
     """
     try:
-        token = os.environ.get(config.opa_token_env) if config.opa_url else None
         evaluator = build_evaluator(
             profile=config.profile,
             rules_dirs=config.rules_dirs,
             opa_url=config.opa_url,
-            opa_token=token,
+            opa_token_env=config.opa_token_env,
             opa_timeout=config.opa_timeout,
         )
         waivers = waivers_for(evaluator, config.waivers)

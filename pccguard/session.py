@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 from pccguard.engines.base import PolicyEngine
@@ -28,9 +29,12 @@ def build_evaluator(
     profile: str = "pcc-strict",
     rules_dirs: list[Path] | None = None,
     opa_url: str | None = None,
-    opa_token: str | None = None,
+    opa_token_env: str | None = None,
     opa_timeout: float = 5.0,
 ) -> Evaluator:
+    """Rulebook + profile + engine. The OPA token is read from the environment variable
+    named by ``opa_token_env``, so it never passes through arguments or config files."""
+    opa_token = os.environ.get(opa_token_env) if opa_url and opa_token_env else None
     rulebook = load_rulebook(rules_dirs or [])
     chosen = load_profile(profile, rulebook)
     engine = build_engine(rulebook, opa_url=opa_url, opa_token=opa_token, opa_timeout=opa_timeout)

@@ -9,7 +9,13 @@ want=$(cat pyproject.toml setup.py requirements/constraints.txt | sha256sum | cu
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/pccguard" ]; then
   exit 0
 fi
+LOG="$VENV.install.log"
+echo "setting up $VENV (log: $LOG)"
 python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null || true
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'
+if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip \
+     && "$VENV/bin/python" -m pip install --disable-pip-version-check -c requirements/constraints.txt -e '.[dev]'; } >"$LOG" 2>&1; then
+  tail -n 30 "$LOG" >&2
+  echo "setting up $VENV failed; full log in $LOG" >&2
+  exit 2
+fi
 echo "$want" > "$STAMP"

@@ -367,9 +367,15 @@ def _events_and_telemetry(b: FactBuilder, s: _Sources) -> None:
         )
     obs = s.config.observability_config
     mprov = s.flag("disable_log_stats", getattr(s.raw, "disable_log_stats", None))
-    b.set("observability.metrics.enabled", True, mprov)  # /metrics is always served by the API server
-    b.set("observability.metrics.cache_hit_metrics", bool(s.config.cache_config.enable_prefix_caching), mprov)
-    b.set("observability.metrics.authenticated", False, mprov)  # --api-key guards /v1 only
+    serving = s.frontend is not None
+    # The API server always serves /metrics (prefix-cache hit counters included); --api-key guards /v1 only.
+    # An engine embedded without the API server (``LLM``) exports nothing.
+    b.set("observability.metrics.enabled", serving, mprov)
+    if serving:
+        b.set(
+            "observability.metrics.cache_hit_metrics", bool(s.config.cache_config.enable_prefix_caching), mprov
+        )
+        b.set("observability.metrics.authenticated", False, mprov)
 
     endpoint = getattr(obs, "otlp_traces_endpoint", None)
     tprov = s.flag("otlp_traces_endpoint", endpoint)

@@ -161,9 +161,8 @@ class EmbeddedEngine:
         nothing can be isolated (for instance when the library itself fails).
         """
         doc: dict[str, Any] = {"schema": 1, "applicable": {}, "deny": {}, "warn": {}, "errors": {}}
-        printed: list[str] = []
         try:
-            with _captured_stdout() as printed:
+            with _captured_stdout():
                 bundle = self._per_rule_bundle()
                 rego = Interpreter()
                 rego.strict_built_in_errors = True

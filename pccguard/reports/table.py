@@ -44,6 +44,8 @@ from pccguard.results import VERDICT_ORDER, Report, RuleResult, Verdict
 
 #: Width used when the caller does not know the terminal's (a file, a pipe, a test).
 DEFAULT_WIDTH = 100
+#: Below this width the four-column table leaves the finding text a sliver; list the rules instead.
+NARROW_WIDTH = 72
 
 VERDICT_STYLES: dict[Verdict, str] = {
     Verdict.PASS: "green",
@@ -114,9 +116,11 @@ def _rules_table(results: list[RuleResult], id_width: int) -> Table:
         expand=True,
         header_style="bold",
     )
-    table.add_column("Verdict", width=max(len(v) for v in VERDICT_LABELS.values()), no_wrap=True)
-    table.add_column("Rule", width=id_width, overflow="fold")
-    table.add_column("Severity", width=len("critical"), overflow="fold")
+    # Minimum rather than fixed widths: on a very narrow console rich may still
+    # shrink (and fold) them instead of drawing past the right edge.
+    table.add_column("Verdict", min_width=max(len(v) for v in VERDICT_LABELS.values()), overflow="fold")
+    table.add_column("Rule", min_width=id_width, overflow="fold")
+    table.add_column("Severity", min_width=len("critical"), overflow="fold")
     table.add_column("Finding", ratio=1, overflow="fold")
     for result in results:
         table.add_row(
@@ -126,6 +130,23 @@ def _rules_table(results: list[RuleResult], id_width: int) -> Table:
             _finding_cell(result),
         )
     return table
+
+
+def _rules_list(results: list[RuleResult]) -> Group:
+    """One requirement's rules for a narrow console: a line per rule, the details indented below."""
+    items: list[Text | Padding] = []
+    for result in results:
+        items.append(
+            Text.assemble(
+                verdict_text(result.verdict),
+                " ",
+                (result.id, "bold"),
+                " ",
+                (clean(result.severity), SEVERITY_STYLES.get(result.severity, "")),
+            )
+        )
+        items.append(Padding(_finding_cell(result), (0, 0, 0, 2)))
+    return Group(*items)
 
 
 def _footer(report: Report) -> Table:
@@ -187,6 +208,7 @@ def render_table(report: Report, *, color: bool = False, width: int | None = Non
     )
     console.print(title)
     console.print()
+    narrow = console.width < NARROW_WIDTH
     id_width = max([len(r.id) for r in report.results] + [len("Rule")])
     for summary in requirement_summaries(report):
         header = Text.assemble(
@@ -199,7 +221,13 @@ def render_table(report: Report, *, color: bool = False, width: int | None = Non
             _counts_text(summary.counts),
         )
         results = results_for(report, summary.letter)
-        body = _rules_table(results, id_width) if results else Text("no rules evaluated", style="dim")
+        body: Table | Group | Text
+        if not results:
+            body = Text("no rules evaluated", style="dim")
+        elif narrow:
+            body = _rules_list(results)
+        else:
+            body = _rules_table(results, id_width)
         console.print(Group(header, Padding(body, (0, 0, 1, 3))))
     console.print(Rule(style="dim"))
     console.print(_footer(report))

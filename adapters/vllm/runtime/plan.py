@@ -109,12 +109,11 @@ def _evaluate(
 ) -> StartupDecision:
     from pccguard.session import build_evaluator, waivers_for
 
-    token = environ.get(settings.opa_token_env) if settings.opa_url else None
     evaluator = build_evaluator(
         profile=settings.profile,
         rules_dirs=list(settings.rules_dirs),
         opa_url=settings.opa_url,
-        opa_token=token,
+        opa_token_env=settings.opa_token_env,
         opa_timeout=settings.opa_timeout,
     )
     waivers = waivers_for(evaluator, settings.waivers)

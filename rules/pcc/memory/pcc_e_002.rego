@@ -5,7 +5,8 @@
 #   (and equal salts). With a non-cryptographic hash (Python hash(), xxhash,
 #   murmur) an attacker can craft colliding blocks to read or poison another
 #   request's cached KV, so isolation by salted key is not enforced. Only
-#   algorithms from the SHA-2, SHA-3 and BLAKE2/3 families are accepted.
+#   algorithms from the SHA-2, SHA-3 and BLAKE2/3 families are accepted, and
+#   radix trees that compare token ids exactly (hash_algorithm: exact).
 # custom:
 #   id: PCC-E-002
 #   requirement: E
@@ -34,6 +35,9 @@ is_cryptographic(name) if {
 	some prefix in cryptographic
 	startswith(lower(name), prefix)
 }
+
+# Exact token matching has no collisions to craft.
+is_cryptographic(name) if lower(name) in {"exact", "exact_match"}
 
 deny contains lib.finding("optimizations.prefix_caching.hash_algorithm", {}) if {
 	lib.enabled(pc)

@@ -42,7 +42,11 @@ culprit := "optimizations.prefix_caching.ttl_seconds" if {
 	max_ttl > 0
 } else := "optimizations.prefix_caching.enabled"
 
-deny contains lib.finding(culprit, {"ttl": ttl, "max_ttl": max_ttl, "allowed": allowed}) if {
+ttl_shown := ttl if {
+	ttl != null
+} else := "not set"
+
+deny contains lib.finding(culprit, {"ttl": ttl_shown, "max_ttl": max_ttl, "allowed": allowed}) if {
 	lib.enabled(pc)
 	not ttl_within_limit
 }

@@ -3,8 +3,9 @@
 # description: >-
 #   Admin and dev routes let whoever calls them change the running engine:
 #   vLLM's VLLM_SERVER_DEV_MODE adds /collective_rpc (any worker method),
-#   /reset_prefix_cache and /sleep, none behind --api-key; SGLang's 42 admin
-#   routes, /configure_logging among them, are open unless an admin key is set.
+#   /reset_prefix_cache and /sleep, which vLLM's security guide warns are not
+#   covered by --api-key; SGLang's 42 admin routes, /configure_logging among
+#   them, are open unless an API or admin key is set.
 #   Unauthenticated routes are always denied, dev routes always (they execute
 #   arbitrary methods), and authenticated admin routes only where the profile
 #   allows them (allow_authenticated_admin_endpoints): PCC has no interface

@@ -1,0 +1,203 @@
+"""Startup enforcement: facts from the resolved server arguments, decision, refusal.
+
+Runs in every SGLang process that resolves or receives server arguments — after
+``ServerArgs.resolve_once`` in the launcher and at ``Scheduler.__init__`` in each
+scheduler process — and once more when the memory pools exist, to check that
+the allocator, KV pool and tree are kinds the installed hooks cover. Verdicts
+come only from ``pccguard.enforcement.decide_startup``; this module supplies the
+facts and the mitigations this adapter can install for this configuration. Any
+error here, pccguard's own included, refuses the start (fail-closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from pccguard.audit import AuditKind
+from pccguard.config import PluginConfig, load_plugin_config
+from pccguard.enforcement import decide_startup, enforce_or_refuse
+from pccguard.errors import EnforcementError, PccguardError
+from pccguard.facts import DeploymentFacts, Provenance
+
+from ..facts import PCCGUARD_STORAGE_CLASS, facts_from_server_args
+from . import salt, scrub, ttl
+from .state import STATE, Enforcement
+
+logger = logging.getLogger("pccguard.sglang")
+
+#: Everything this adapter implements (subject to configuration and engine kind).
+IMPLEMENTED = frozenset({
+    "scrub_freed_kv",
+    "tenant_cache_salt",
+    "prefix_cache_ttl",
+    "close_privileged_endpoints",
+    "disable:runtime_updates",
+    "cache_agnostic_scheduling",
+    "per_tenant_spec_corpus",
+    "server_side_priority",
+})
+
+
+def runtime_facts(server_args: Any, config: PluginConfig) -> DeploymentFacts:
+    """Facts of the live engine plus what the plugin's configuration establishes.
+
+    Tenancy comes from the configuration. The prefix cache is reported as
+    isolated by server salts only because ``tenant_cache_salt`` is then always
+    installed (see ``always_installed``), and the start is refused if it is not.
+    """
+    facts = facts_from_server_args(server_args, os.environ, resolved=True)
+    tenancy = config.tenancy
+    cfg = Provenance(kind="config", name="PCCGUARD_CONFIG")
+    update: dict[str, Any] = {
+        "tenancy": facts.tenancy.model_copy(update={
+            "mode": tenancy.mode,
+            "identified_by": tenancy.identified_by,
+            "tenant_header": tenancy.tenant_header if tenancy.identified_by == "header" else None,
+            "authenticated_at": "gateway" if tenancy.identified_by == "header" else "engine",
+        }),
+    }
+    provenance = dict(facts.provenance)
+    for key in ("mode", "identified_by", "authenticated_at"):
+        provenance[f"tenancy.{key}"] = cfg
+    pc = facts.optimizations.prefix_caching
+    if config.mitigations.tenant_cache_salt and pc.enabled:
+        optimizations = facts.optimizations.model_copy(
+            update={"prefix_caching": pc.model_copy(update={"isolation": "server_salt"})}
+        )
+        update["optimizations"] = optimizations
+        provenance["optimizations.prefix_caching.isolation"] = Provenance(
+            kind="config", name="mitigations.tenant_cache_salt", value="server salts from the tenant"
+        )
+    update["provenance"] = provenance
+    return facts.model_copy(update=update)
+
+
+def installable(server_args: Any, config: PluginConfig) -> set[str]:
+    """What can be installed for this configuration and is enabled in the plugin config."""
+    from sglang.srt.arg_groups.overrides import resolution_result
+
+    def get(name: str) -> Any:
+        return resolution_result(server_args, name)
+
+    m = config.mitigations
+    out = set(IMPLEMENTED)
+    if not m.scrub_freed_kv:
+        out.discard("scrub_freed_kv")
+    if not m.tenant_cache_salt:
+        out.discard("tenant_cache_salt")
+    if not m.close_privileged_endpoints:
+        out -= {"close_privileged_endpoints", "disable:runtime_updates"}
+    plain_tree = not (
+        get("disable_radix_cache") or get("enable_hierarchical_cache") or get("enable_lmcache")
+        or get("enable_flexkv") or get("enable_unified_cache_external_linker")
+    )
+    if m.prefix_cache_ttl_seconds is None or not plain_tree:
+        out.discard("prefix_cache_ttl")
+    if int(get("tokenizer_worker_num") or 1) > 1:
+        # SGLang installs its auth middleware only with a single tokenizer worker.
+        out -= {"close_privileged_endpoints", "disable:runtime_updates"}
+    storage = get("hicache_storage_backend")
+    if m.encrypt_offload and storage == "dynamic" and PCCGUARD_STORAGE_CLASS in str(
+        get("hicache_storage_backend_extra_config") or ""
+    ):
+        out.add("encrypt_offload")
+    return out
+
+
+def always_installed(config: PluginConfig, facts: DeploymentFacts) -> set[str]:
+    always = {"scrub_freed_kv"} if config.mitigations.scrub_freed_kv else set()
+    if facts.optimizations.prefix_caching.isolation == "server_salt":
+        always.add("tenant_cache_salt")
+    return always
+
+
+def decide(server_args: Any) -> Enforcement | None:
+    """Decide once per process; raise ``EnforcementError`` to refuse the start."""
+    with STATE.lock:
+        if STATE.current is not None:
+            return STATE.current
+        try:
+            return _decide_locked(server_args)
+        except PccguardError as exc:
+            STATE.audit.emit(AuditKind.STARTUP_REFUSED, reason="policy_or_config_error")
+            raise EnforcementError(f"pccguard refuses to start sglang: {exc.one_line()}") from None
+        except Exception as exc:
+            STATE.audit.emit(AuditKind.STARTUP_REFUSED, reason="internal_error")
+            raise EnforcementError(
+                f"pccguard refuses to start sglang: internal error ({type(exc).__name__})"
+            ) from exc
+
+
+def _decide_locked(server_args: Any) -> Enforcement | None:
+    from pccguard.session import build_evaluator, waivers_for
+
+    config = load_plugin_config(dict(os.environ))
+    if not config.enabled:
+        logger.warning("pccguard plugin disabled by its configuration: no mitigations installed")
+        return None
+    facts = runtime_facts(server_args, config)
+    token = os.environ.get(config.opa_token_env) if config.opa_url else None
+    evaluator = build_evaluator(
+        profile=config.profile,
+        rules_dirs=list(config.rules_dirs),
+        opa_url=config.opa_url,
+        opa_token=token,
+        opa_timeout=config.opa_timeout,
+    )
+    waivers = waivers_for(evaluator, config.waivers)
+    can = installable(server_args, config)
+    always = always_installed(config, facts)
+    missing = always - can
+    if missing:
+        raise EnforcementError(f"required mitigations cannot be installed: {', '.join(sorted(missing))}")
+    decision = decide_startup(evaluator, facts, can, waivers=waivers, fail_on=config.fail_on, always=always)
+    STATE.audit.emit(
+        AuditKind.POLICY_EVALUATED,
+        count=len(decision.report.results),
+        unit="options",
+        rule_ids=[r.id for r in decision.blocking][:64],
+    )
+    if not decision.allowed:
+        STATE.audit.emit(AuditKind.STARTUP_REFUSED, reason="remaining_deny",
+                         rule_ids=[r.id for r in decision.blocking][:64])
+        enforce_or_refuse("sglang", decision)
+    admin_routes = (
+        "require_admin_key"
+        if evaluator.profile.params.get("allow_authenticated_admin_endpoints") is True
+        else "refuse"
+    )
+    enforcement = Enforcement(
+        config=config,
+        installed=frozenset(decision.install),
+        admin_routes=admin_routes,
+        tenant_keys=salt.load_tenant_keys(config.tenancy.api_keys_file)
+        if config.tenancy.identified_by == "api_key" else {},
+    )
+    STATE.current = enforcement
+    for mitigation in decision.install:
+        STATE.audit.emit(AuditKind.MITIGATION_INSTALLED, mitigation=mitigation)
+    return enforcement
+
+
+def check_pools(scheduler: Any) -> None:
+    """Refuse allocator, pool or tree kinds that the installed hooks do not cover."""
+    enforcement = STATE.current
+    if enforcement is None:
+        return
+    allocator = scheduler.token_to_kv_pool_allocator
+    if enforcement.active("scrub_freed_kv"):
+        kind = type(allocator)
+        if kind.__name__ not in scrub.SUPPORTED_ALLOCATORS or not kind.__module__.startswith(
+            "sglang.srt.mem_cache.allocator."
+        ):
+            raise EnforcementError(f"pccguard: freed KV of allocator {kind.__name__} cannot be scrubbed")
+        if not scrub.supports_pool(allocator.get_kvcache()):
+            raise EnforcementError(
+                f"pccguard: KV pool {type(allocator.get_kvcache()).__name__} has no K/V buffers to scrub"
+            )
+    if enforcement.active("prefix_cache_ttl") and not ttl.supports_tree(scheduler.tree_cache):
+        raise EnforcementError(
+            f"pccguard: prefix TTL cannot be enforced on {type(scheduler.tree_cache).__name__}"
+        )

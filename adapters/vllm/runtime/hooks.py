@@ -1,0 +1,150 @@
+"""Attach pccguard to vLLM's startup path; called by the ``vllm.general_plugins`` entry point.
+
+vLLM loads general plugins in every process (API server, engine core,
+workers) and gives them no handle on the configuration, so the plugin wraps
+the three places where it can act:
+
+* ``EngineArgs.create_engine_config`` -- every entry point (``vllm serve``,
+  ``LLM``, ``AsyncLLM``) resolves its ``VllmConfig`` there. The wrapper
+  evaluates the resolved configuration, refuses the start on a deny (or on any
+  pccguard error, fail-closed) and writes the plan into the configuration;
+* the API server's middleware registration -- appends pccguard's tenant
+  middleware to ``args.middleware`` (vLLM's ``--middleware`` mechanism);
+* ``EngineCoreProc.run_busy_loop`` -- hands pccguard's scheduler a way to wake
+  the idle engine loop when a cached prefix expires.
+
+Each wrapper is installed once per process (idempotent) and is a no-op for a
+static check (``pccguard check --engine vllm``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+from pccguard.adapters.vllm import static_check_active
+
+logger = logging.getLogger("pccguard.vllm")
+_lock = threading.Lock()
+_installed: set[str] = set()
+
+
+def _once(name: str) -> bool:
+    with _lock:
+        if name in _installed:
+            return False
+        _installed.add(name)
+        return True
+
+
+def _is_serve_process() -> bool:
+    argv = sys.argv
+    return len(argv) >= 2 and os.path.basename(argv[0]) in ("vllm", "main.py") and argv[1] == "serve"
+
+
+def _serve_frontend_args() -> Any | None:
+    """The ``vllm serve`` arguments of this process, when it is the API server (for frontend facts)."""
+    if not _is_serve_process():
+        return None
+    argv = sys.argv
+    from pccguard.adapters.vllm.parse import _parse
+
+    try:
+        args, _, _, _ = _parse(argv[2:])
+    except Exception:
+        return None
+    return args
+
+
+def enforce_on_config(vllm_config: Any, engine_args: Any | None = None) -> Any:
+    """Evaluate, refuse or configure: the body of the ``create_engine_config`` wrapper."""
+    from pccguard.adapters.vllm.runtime.configure import apply_plan
+    from pccguard.adapters.vllm.runtime.plan import decide
+    from pccguard.errors import EnforcementError
+
+    try:
+        plan, _decision = decide(vllm_config, engine_args=engine_args, frontend=_serve_frontend_args())
+        apply_plan(vllm_config, plan)
+    except EnforcementError as exc:
+        logger.error("%s", exc.one_line())
+        raise
+    except Exception as exc:  # fail-closed
+        raise EnforcementError(
+            f"pccguard refuses to start vllm: internal error (fail-closed): {type(exc).__name__}: {exc}"
+        ) from exc
+    return vllm_config
+
+
+def install_config_hook() -> None:
+    if not _once("create_engine_config"):
+        return
+    from vllm.engine.arg_utils import EngineArgs
+
+    original = EngineArgs.create_engine_config
+
+    @functools.wraps(original)
+    def create_engine_config(self: Any, *args: Any, **kwargs: Any) -> Any:
+        config = original(self, *args, **kwargs)
+        if static_check_active() or not _plugin_enabled():
+            return config
+        return enforce_on_config(config, engine_args=self)
+
+    EngineArgs.create_engine_config = create_engine_config  # type: ignore[method-assign]
+
+
+def install_middleware_hook() -> None:
+    if not _is_serve_process() or not _once("middleware"):
+        return
+    try:
+        from vllm.entrypoints.launchers import app as app_module
+    except Exception:  # no API server in this installation or process
+        return
+    from pccguard.adapters.vllm.runtime.middleware import MIDDLEWARE_QUALNAME
+
+    original = app_module.init_entrypoints_middleware
+
+    @functools.wraps(original)
+    def init_entrypoints_middleware(args: Any, *rest: Any, **kwargs: Any) -> Any:
+        if _plugin_enabled() and MIDDLEWARE_QUALNAME not in list(args.middleware or []):
+            args.middleware = [*list(args.middleware or []), MIDDLEWARE_QUALNAME]
+        return original(args, *rest, **kwargs)
+
+    app_module.init_entrypoints_middleware = init_entrypoints_middleware
+
+
+def install_busy_loop_hook() -> None:
+    if not _once("busy_loop"):
+        return
+    from vllm.v1.engine import EngineCoreRequestType
+    from vllm.v1.engine.core import EngineCoreProc
+
+    original = EngineCoreProc.run_busy_loop
+
+    @functools.wraps(original)
+    def run_busy_loop(self: Any, *args: Any, **kwargs: Any) -> Any:
+        scheduler = getattr(self, "scheduler", None)
+        if hasattr(scheduler, "pccguard_set_waker"):
+            queue = self.input_queue
+            scheduler.pccguard_set_waker(lambda: queue.put_nowait((EngineCoreRequestType.WAKEUP, None)))
+        return original(self, *args, **kwargs)
+
+    EngineCoreProc.run_busy_loop = run_busy_loop  # type: ignore[method-assign]
+
+
+def _plugin_enabled() -> bool:
+    from pccguard.config import load_plugin_config
+
+    try:
+        return load_plugin_config().enabled
+    except Exception:
+        return True  # an unreadable configuration must not switch enforcement off; decide() refuses
+
+
+def install_all() -> None:
+    install_config_hook()
+    install_middleware_hook()
+    install_busy_loop_hook()

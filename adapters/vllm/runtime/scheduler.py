@@ -1,0 +1,180 @@
+"""pccguard's vLLM scheduler: vLLM's own ``Scheduler`` with the mitigations bound in (``--scheduler-cls``).
+
+Everything else is vLLM's code. The subclass
+
+* salts requests by tenant and recomputes their block hashes (``add_request``);
+* fixes every request's priority on the server when the policy is ``priority``;
+* expires cached prefixes past the TTL at the start of every ``schedule()``;
+* sends the scrub queue to the workers through ``new_block_ids_to_zero``,
+  the channel vLLM already uses to zero blocks for hybrid models, whose
+  workers zero those blocks at the start of the step, before the model runs;
+* keeps the engine stepping while blocks wait for zeroing (``has_requests``),
+  so freed KV is cleared even when no other request follows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
+from vllm.v1.core.sched.scheduler import Scheduler
+
+from pccguard.adapters.vllm.runtime.audit import audit_log
+from pccguard.adapters.vllm.runtime.plan import PLAN_KEY, RuntimePlan, decide
+from pccguard.adapters.vllm.runtime.salt import TenantSalter
+from pccguard.adapters.vllm.runtime.scrub import ScrubTracker
+from pccguard.adapters.vllm.runtime.ttl import PrefixTTL
+from pccguard.audit import AuditKind
+
+
+def plan_from_config(vllm_config: Any) -> RuntimePlan:
+    """The plan decided when the configuration was built, or decided now (refusing the start on a deny)."""
+    extra = getattr(vllm_config, "additional_config", None)
+    if isinstance(extra, dict) and isinstance(extra.get(PLAN_KEY), dict):
+        return RuntimePlan.from_dict(extra[PLAN_KEY])
+    plan, _ = decide(vllm_config)
+    return plan
+
+
+class PccguardSchedulerMixin:
+    """The overrides; mixed into vLLM's synchronous and asynchronous schedulers below."""
+
+    pccguard_plan: RuntimePlan
+    pccguard_scrub: ScrubTracker | None
+    pccguard_ttl: PrefixTTL | None
+    pccguard_salter: TenantSalter | None
+
+    def _pccguard_setup(self, vllm_config: Any) -> None:
+        plan = plan_from_config(vllm_config)
+        self.pccguard_plan = plan
+        self._pccguard_waker: Callable[[], None] | None = None
+        self._pccguard_timer: threading.Timer | None = None
+        pool = self.kv_cache_manager.block_pool  # type: ignore[attr-defined]
+        log = audit_log()
+        self.pccguard_scrub = ScrubTracker(pool) if plan.has("scrub_freed_kv") else None
+        self.pccguard_ttl = (
+            PrefixTTL(pool, plan.ttl_seconds) if plan.has("prefix_cache_ttl") and plan.ttl_seconds else None
+        )
+        self.pccguard_salter = TenantSalter() if plan.has("tenant_cache_salt") else None
+        for mitigation in plan.install:
+            log.emit(AuditKind.MITIGATION_INSTALLED, mitigation=mitigation, reason="scheduler")
+
+    # ------------------------------------------------------------------ requests
+
+    def add_request(self, request: Any) -> None:
+        log = audit_log()
+        if self.pccguard_salter is not None:
+            named = self.pccguard_salter.apply(request)
+            log.emit(
+                AuditKind.CACHE_SALT_APPLIED,
+                mitigation="tenant_cache_salt",
+                unit="requests",
+                reason="tenant" if named else "anonymous",
+            )
+        if self.pccguard_plan.has("server_side_priority") and getattr(request, "priority", 0) != 0:
+            request.priority = 0
+            log.emit(AuditKind.REQUEST_REFUSED, mitigation="server_side_priority", unit="requests",
+                     reason="client_priority_ignored")
+        super().add_request(request)  # type: ignore[misc]
+        self._pccguard_arm_timer()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def schedule(self, *args: Any, **kwargs: Any) -> Any:
+        self._pccguard_expire()
+        return super().schedule(*args, **kwargs)  # type: ignore[misc]
+
+    def _pccguard_expire(self) -> None:
+        ttl = self.pccguard_ttl
+        if ttl is None or not ttl.expired_pending():
+            return
+        expired = ttl.sweep()
+        if expired:
+            audit_log().emit(
+                AuditKind.PREFIX_EXPIRED, mitigation="prefix_cache_ttl", count=len(expired), unit="blocks"
+            )
+
+    def _get_new_block_ids_to_zero(self) -> list[int] | None:
+        own = super()._get_new_block_ids_to_zero()  # type: ignore[misc]
+        if self.pccguard_scrub is None:
+            return own
+        ids, reasons = self.pccguard_scrub.drain()
+        if not ids:
+            return own
+        log = audit_log()
+        for reason, count in sorted(reasons.items()):
+            log.emit(AuditKind.KV_SCRUBBED, mitigation="scrub_freed_kv", count=count, unit="blocks", reason=reason)
+        if own:
+            seen = set(ids)
+            ids += [i for i in own if i not in seen]
+        return ids
+
+    def has_requests(self) -> bool:
+        if super().has_requests():  # type: ignore[misc]
+            return True
+        if self.pccguard_scrub is not None and self.pccguard_scrub.pending():
+            return True
+        return self.pccguard_ttl is not None and self.pccguard_ttl.expired_pending()
+
+    def reset_prefix_cache(self, *args: Any, **kwargs: Any) -> bool:
+        ok = bool(super().reset_prefix_cache(*args, **kwargs))  # type: ignore[misc]
+        if ok and self.pccguard_scrub is not None:
+            self._pccguard_wake()
+        return ok
+
+    # ------------------------------------------------------------------ idle expiry
+
+    def pccguard_set_waker(self, waker: Callable[[], None]) -> None:
+        """How to wake the engine loop when it idles (the engine core sets this; see ``hooks``)."""
+        self._pccguard_waker = waker
+        self._pccguard_arm_timer()
+
+    def _pccguard_wake(self) -> None:
+        if self._pccguard_waker is not None:
+            self._pccguard_waker()
+
+    def _pccguard_arm_timer(self) -> None:
+        """Wake an idle engine when the oldest cached prefix expires, so it is evicted and scrubbed on time."""
+        ttl = self.pccguard_ttl
+        if ttl is None or self._pccguard_waker is None:
+            return
+        expiry = ttl.next_expiry()
+        if expiry is None or (self._pccguard_timer is not None and self._pccguard_timer.is_alive()):
+            return
+        delay = max(0.0, expiry - ttl.clock()) + 0.01
+        timer = threading.Timer(delay, self._pccguard_on_timer)
+        timer.daemon = True
+        self._pccguard_timer = timer
+        timer.start()
+
+    def _pccguard_on_timer(self) -> None:
+        self._pccguard_timer = None
+        self._pccguard_wake()
+
+    def update_from_output(self, *args: Any, **kwargs: Any) -> Any:
+        out = super().update_from_output(*args, **kwargs)  # type: ignore[misc]
+        if self.pccguard_ttl is not None and self._pccguard_waker is not None and self._pccguard_timer is None:
+            self._pccguard_arm_timer()
+        return out
+
+
+class PccguardScheduler(PccguardSchedulerMixin, Scheduler):
+    """vLLM's ``Scheduler`` with pccguard's mitigations."""
+
+    def __init__(self, vllm_config: Any, *args: Any, **kwargs: Any) -> None:
+        Scheduler.__init__(self, vllm_config, *args, **kwargs)
+        self._pccguard_setup(vllm_config)
+
+
+class PccguardAsyncScheduler(PccguardSchedulerMixin, AsyncScheduler):
+    """vLLM's ``AsyncScheduler`` (async scheduling, the CUDA default) with pccguard's mitigations."""
+
+    def __init__(self, vllm_config: Any, *args: Any, **kwargs: Any) -> None:
+        AsyncScheduler.__init__(self, vllm_config, *args, **kwargs)
+        self._pccguard_setup(vllm_config)
+
+
+SCHEDULER_QUALNAME = f"{__name__}.PccguardScheduler"
+ASYNC_SCHEDULER_QUALNAME = f"{__name__}.PccguardAsyncScheduler"
