@@ -10,12 +10,30 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "HybridExecutor", "GenerationResult", "PartitionPlan", "PlanError", "PrivacySpec", "check_plan",
-    "default_plan", "all_enclave_plan", "insecure_obfuscation_plan", "plan_facts", "load_plan",
+    "GenerationResult",
+    "HybridExecutor",
+    "PartitionPlan",
+    "PlanError",
+    "PrivacySpec",
+    "all_enclave_plan",
+    "check_plan",
+    "default_plan",
+    "insecure_obfuscation_plan",
+    "load_plan",
+    "plan_facts",
 ]
 
-_PLAN_NAMES = {"PartitionPlan", "PlanError", "PrivacySpec", "check_plan", "default_plan", "all_enclave_plan",
-               "insecure_obfuscation_plan", "plan_facts", "load_plan"}
+_PLAN_NAMES = {
+    "PartitionPlan",
+    "PlanError",
+    "PrivacySpec",
+    "check_plan",
+    "default_plan",
+    "all_enclave_plan",
+    "insecure_obfuscation_plan",
+    "plan_facts",
+    "load_plan",
+}
 
 
 def __getattr__(name: str) -> Any:

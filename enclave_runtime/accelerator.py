@@ -15,7 +15,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
-
 from pccguard.enclave_runtime import field as F
 from pccguard.enclave_runtime.channel import Channel, ChannelClosed
 from pccguard.enclave_runtime.codec import Message, WireError
@@ -40,7 +39,11 @@ class Accelerator:
         w = msg.tensors["w"]
         dtype = torch.float64 if mode == "blinded" else torch.float32
         wmax = int(w.abs().max().item()) if w.numel() else 1
-        self.weights[(int(msg.meta["layer"]), str(msg.meta["group"]))] = (mode, w.to(self.device, dtype), wmax)
+        self.weights[(int(msg.meta["layer"]), str(msg.meta["group"]))] = (
+            mode,
+            w.to(self.device, dtype),
+            wmax,
+        )
 
     def gemm(self, msg: Message) -> Message:
         mode, w, wmax = self.weights[(int(msg.meta["layer"]), str(msg.meta["group"]))]

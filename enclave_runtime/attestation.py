@@ -28,14 +28,22 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from pccguard.enclave_runtime import field as F
 from pccguard.enclave_runtime.errors import AttestationError
 
 #: Modules that run inside the enclave process (the attack suite and host helpers do not).
 ENCLAVE_MODULES = (
-    "__init__.py", "attestation.py", "channel.py", "codec.py", "decoder.py", "enclave.py", "errors.py",
-    "field.py", "linear.py", "model.py", "plan.py",
+    "__init__.py",
+    "attestation.py",
+    "channel.py",
+    "codec.py",
+    "decoder.py",
+    "enclave.py",
+    "errors.py",
+    "field.py",
+    "linear.py",
+    "model.py",
+    "plan.py",
 )
 
 
@@ -102,14 +110,16 @@ class EnclaveIdentity:
         return self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
     def report(self, nonce: str) -> AttestationReport:
-        unsigned = AttestationReport(self.backend, self.components, self.measurement, self.public_key_hex(),
-                                     nonce, "")
+        unsigned = AttestationReport(
+            self.backend, self.components, self.measurement, self.public_key_hex(), nonce, ""
+        )
         sig = base64.b64encode(self._key.sign(unsigned.body())).decode()
         return AttestationReport(**{**asdict(unsigned), "signature": sig})
 
 
-def verify_report(report: AttestationReport, *, expected_measurement: str, nonce: str,
-                  pinned_key: str | None = None) -> None:
+def verify_report(
+    report: AttestationReport, *, expected_measurement: str, nonce: str, pinned_key: str | None = None
+) -> None:
     """Raise ``AttestationError`` unless the report is signed, fresh and measures what we expect."""
     try:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(report.public_key))
@@ -123,8 +133,11 @@ def verify_report(report: AttestationReport, *, expected_measurement: str, nonce
     if measurement(report.components) != report.measurement:
         raise AttestationError("attestation components do not hash to the reported measurement")
     if not hmac.compare_digest(report.measurement, expected_measurement):
-        diff = sorted(k for k, v in report.components.items()
-                      if _expected_components.get(expected_measurement, {}).get(k, v) != v)
+        diff = sorted(
+            k
+            for k, v in report.components.items()
+            if _expected_components.get(expected_measurement, {}).get(k, v) != v
+        )
         detail = f" (differs in: {', '.join(diff)})" if diff else ""
         raise AttestationError(f"enclave measurement is not the expected one{detail}")
 

@@ -11,6 +11,7 @@ a confidential VM (see the threat-model document).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 from abc import ABC, abstractmethod
 from typing import Any
@@ -49,7 +50,9 @@ class SoftwareEnclaveBackend(EnclaveBackend):
 
     name = "software"
 
-    def __init__(self, *, with_accelerator: bool = True, accelerator_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, *, with_accelerator: bool = True, accelerator_options: dict[str, Any] | None = None
+    ) -> None:
         self.with_accelerator = with_accelerator
         self.accelerator_options = dict(accelerator_options or {})
         self.ctx = mp.get_context("spawn")
@@ -62,11 +65,19 @@ class SoftwareEnclaveBackend(EnclaveBackend):
         accel_for_enclave = accel_end = None
         if self.with_accelerator:
             accel_for_enclave, accel_end = self.ctx.Pipe(duplex=True)
-            self.accelerator = self.ctx.Process(target=accelerator_main, args=(accel_end, self.accelerator_options),
-                                                name="pccguard-accelerator", daemon=True)
+            self.accelerator = self.ctx.Process(
+                target=accelerator_main,
+                args=(accel_end, self.accelerator_options),
+                name="pccguard-accelerator",
+                daemon=True,
+            )
             self.accelerator.start()
-        self.enclave = self.ctx.Process(target=enclave_main, args=(enclave_end, accel_for_enclave, options),
-                                        name="pccguard-enclave", daemon=True)
+        self.enclave = self.ctx.Process(
+            target=enclave_main,
+            args=(enclave_end, accel_for_enclave, options),
+            name="pccguard-enclave",
+            daemon=True,
+        )
         self.enclave.start()
         # Drop the host's copies of the other processes' ends, so a dead peer reads as EOF.
         enclave_end.close()
@@ -95,14 +106,15 @@ class SoftwareEnclaveBackend(EnclaveBackend):
             raise EnclaveLost(f"malformed message from the enclave: {exc}") from exc
 
     def pids(self) -> dict[str, int | None]:
-        return {"enclave": getattr(self.enclave, "pid", None), "accelerator": getattr(self.accelerator, "pid", None)}
+        return {
+            "enclave": getattr(self.enclave, "pid", None),
+            "accelerator": getattr(self.accelerator, "pid", None),
+        }
 
     def close(self) -> None:
         if self.channel is not None:
-            try:
+            with contextlib.suppress(ChannelClosed):
                 self.channel.send(Message("shutdown"))
-            except ChannelClosed:
-                pass
         for proc in (self.enclave, self.accelerator):
             if proc is None:
                 continue

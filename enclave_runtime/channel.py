@@ -44,15 +44,17 @@ class Channel:
         """The next message; ``timeout=None`` waits forever (only for a server loop)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while True:
+            ready = False
+            while not ready:
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if self.conn.poll(wait):
+                ready = self.conn.poll(wait)
+                if not ready and deadline is not None and time.monotonic() >= deadline:
                     break
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise ChannelTimeout(f"no answer within {timeout:.1f}s")
-            blob = self.conn.recv_bytes(MAX_MESSAGE)
+            blob = self.conn.recv_bytes(MAX_MESSAGE) if ready else None
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError) as exc:
             raise ChannelClosed(f"peer closed the channel: {exc or type(exc).__name__}") from exc
+        if blob is None:
+            raise ChannelTimeout(f"no answer within {timeout:.1f}s")
         self.bytes_received += len(blob)
         try:
             return decode(blob)

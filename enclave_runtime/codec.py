@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from pccguard.enclave_runtime.field import P
 
 _DTYPES: dict[str, tuple[np.dtype[Any], int]] = {
@@ -72,7 +71,9 @@ def encode(msg: Message) -> bytes:
             data = arr.astype(_DTYPES[code][0], copy=False).tobytes()
         specs.append({"name": name, "dtype": code, "shape": list(t.shape)})
         bufs.append(data)
-    header = json.dumps({"kind": msg.kind, "meta": msg.meta, "tensors": specs}, separators=(",", ":")).encode()
+    header = json.dumps(
+        {"kind": msg.kind, "meta": msg.meta, "tensors": specs}, separators=(",", ":")
+    ).encode()
     return struct.pack("<I", len(header)) + header + b"".join(bufs)
 
 

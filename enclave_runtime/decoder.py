@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-
 from pccguard.enclave_runtime.model import LlamaWeights
 from pccguard.enclave_runtime.plan import LAYER_GROUPS
 
@@ -47,7 +46,8 @@ class RequestState:
 
     def all_zero(self) -> bool:
         return all(not bool(t.any()) for t in (self.k, self.v, *self.secrets_used, *self.logits)) and not any(
-            self.tokens)
+            self.tokens
+        )
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -70,9 +70,12 @@ class Decoder:
         s = self.spec
         self.embed = weights.embed()
         self.final_norm = weights.tensors["model.norm.weight"]
-        self.in_norm = [weights.tensors[f"model.layers.{i}.input_layernorm.weight"] for i in range(s.n_layers)]
-        self.post_norm = [weights.tensors[f"model.layers.{i}.post_attention_layernorm.weight"]
-                          for i in range(s.n_layers)]
+        self.in_norm = [
+            weights.tensors[f"model.layers.{i}.input_layernorm.weight"] for i in range(s.n_layers)
+        ]
+        self.post_norm = [
+            weights.tensors[f"model.layers.{i}.post_attention_layernorm.weight"] for i in range(s.n_layers)
+        ]
         self.inv_freq = s.inv_freq()
         self.bias: dict[tuple[int, str], torch.Tensor] = {}
         self.lora: dict[tuple[int, str], list[tuple[slice, torch.Tensor, torch.Tensor]]] = {}
@@ -128,7 +131,7 @@ class Decoder:
         if rep > 1:
             keys = keys.repeat_interleave(rep, dim=0)
             vals = vals.repeat_interleave(rep, dim=0)
-        scores = (q @ keys.transpose(1, 2)) * (s.head_dim ** -0.5)
+        scores = (q @ keys.transpose(1, 2)) * (s.head_dim**-0.5)
         if n > 1:
             causal = torch.ones(n, start + n, dtype=torch.bool).tril(diagonal=start)
             scores = scores.masked_fill(~causal, float("-inf"))
@@ -154,8 +157,13 @@ class Decoder:
         last = rms_norm(x[-1:], self.final_norm, s.eps)
         return self._project(LM_HEAD, "lm_head", last)[0]
 
-    def generate(self, prompt: list[int], max_new: int, state: RequestState,
-                 on_token: Callable[[int], None] | None = None) -> list[int]:
+    def generate(
+        self,
+        prompt: list[int],
+        max_new: int,
+        state: RequestState,
+        on_token: Callable[[int], None] | None = None,
+    ) -> list[int]:
         """Greedy decoding; logits and tokens are kept in ``state`` (wiped by the caller)."""
         logits = self.forward(prompt, state)
         for step in range(max_new):

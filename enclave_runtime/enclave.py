@@ -11,6 +11,7 @@ error; no partial output is returned.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -18,7 +19,6 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
-
 from pccguard.enclave_runtime.attestation import EnclaveIdentity, components_for
 from pccguard.enclave_runtime.channel import Channel, ChannelClosed
 from pccguard.enclave_runtime.codec import Message, WireError
@@ -27,6 +27,7 @@ from pccguard.enclave_runtime.errors import AcceleratorLost, IntegrityError
 from pccguard.enclave_runtime.linear import GroupExecutor
 from pccguard.enclave_runtime.model import LlamaWeights, load_weights, weights_root
 from pccguard.enclave_runtime.plan import LAYER_GROUPS, PartitionPlan, PrivacySpec, check_plan
+
 from pccguard.errors import PccguardError
 
 _PROJ_GROUP = {p: g for g, projs in LAYER_GROUPS.items() for p in projs} | {"lm_head": "lm_head"}
@@ -54,10 +55,15 @@ class EnclaveServer:
         weights = load_weights(options["model_dir"], options.get("adapter_dir"))
         self.plan = PartitionPlan.from_dict(options["plan"])
         self.privacy = privacy_for(weights, options)
-        check_plan(self.plan, self.privacy, weights.spec.n_layers,
-                   allow_insecure=bool(options.get("allow_insecure", False)))
-        self.identity = EnclaveIdentity("software", components_for(self.plan.digest(),
-                                                                   weights_root(weights.digests())))
+        check_plan(
+            self.plan,
+            self.privacy,
+            weights.spec.n_layers,
+            allow_insecure=bool(options.get("allow_insecure", False)),
+        )
+        self.identity = EnclaveIdentity(
+            "software", components_for(self.plan.digest(), weights_root(weights.digests()))
+        )
         self.linear = GroupExecutor(weights, self.plan, accel, float(options.get("timeout_s", 30.0)))
         self.decoder = Decoder(weights, self.linear, frozenset(self.linear.merged))
         self.spec = weights.spec
@@ -72,9 +78,17 @@ class EnclaveServer:
     # ------------------------------------------------------------------ handlers
 
     def ready(self) -> Message:
-        return Message("ready", {"measurement": self.identity.measurement, "plan": self.plan.name,
-                                 "layers": self.spec.n_layers, "vocab": self.spec.vocab,
-                                 "accelerator_device": self.accel_device, "pid": os.getpid()})
+        return Message(
+            "ready",
+            {
+                "measurement": self.identity.measurement,
+                "plan": self.plan.name,
+                "layers": self.spec.n_layers,
+                "vocab": self.spec.vocab,
+                "accelerator_device": self.accel_device,
+                "pid": os.getpid(),
+            },
+        )
 
     def generate(self, msg: Message) -> Message:
         if self.broken:
@@ -118,15 +132,18 @@ class EnclaveServer:
         if not self.debug:
             return Message("error", {"code": "forbidden", "message": "inspection is disabled"})
         last = self.last_wiped
-        return Message("state", {
-            "request_active": self.current is not None,
-            "requests": self.requests,
-            "last_wiped": bool(last and last.wiped),
-            "last_all_zero": bool(last and last.all_zero()),
-            "last_kv_elems": int(last.k.numel() + last.v.numel()) if last else 0,
-            "last_secret_tensors": len(last.secrets_used) if last else 0,
-            "pool_rows": {f"{k[0]}.{k[1]}": self.linear.pool.available(k) for k in self.linear.blinded},
-        })
+        return Message(
+            "state",
+            {
+                "request_active": self.current is not None,
+                "requests": self.requests,
+                "last_wiped": bool(last and last.wiped),
+                "last_all_zero": bool(last and last.all_zero()),
+                "last_kv_elems": int(last.k.numel() + last.v.numel()) if last else 0,
+                "last_secret_tensors": len(last.secrets_used) if last else 0,
+                "pool_rows": {f"{k[0]}.{k[1]}": self.linear.pool.available(k) for k in self.linear.blinded},
+            },
+        )
 
     def handle(self, msg: Message) -> Message | None:
         if msg.kind == "generate":
@@ -162,10 +179,8 @@ class EnclaveServer:
     def close(self) -> None:
         self.linear.pool.wipe()
         if self.accel is not None:
-            try:
+            with contextlib.suppress(ChannelClosed):
                 self.accel.send(Message("shutdown"))
-            except ChannelClosed:
-                pass
             self.accel.close()
 
 

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from pccguard.audit import AuditKind, AuditLog
 from pccguard.enclave_runtime.attestation import AttestationReport, expected_measurement, verify_report
 from pccguard.enclave_runtime.backend import EnclaveBackend, SoftwareEnclaveBackend
 from pccguard.enclave_runtime.codec import Message
 from pccguard.enclave_runtime.errors import AcceleratorLost, EnclaveRuntimeError, IntegrityError
 from pccguard.enclave_runtime.model import load_weights, weights_root
 from pccguard.enclave_runtime.plan import PartitionPlan, PlanError, default_plan
+
+from pccguard.audit import AuditKind, AuditLog
 
 MITIGATION = "hybrid_executor"
 
@@ -39,8 +39,14 @@ class GenerationResult:
 class HybridExecutor:
     """Start with :meth:`start`; use as a context manager so the processes always stop."""
 
-    def __init__(self, backend: EnclaveBackend, ready: Message, plan: PartitionPlan, timeout_s: float,
-                 audit: AuditLog | None) -> None:
+    def __init__(
+        self,
+        backend: EnclaveBackend,
+        ready: Message,
+        plan: PartitionPlan,
+        timeout_s: float,
+        audit: AuditLog | None,
+    ) -> None:
         self.backend = backend
         self.ready = ready.meta
         self.plan = plan
@@ -49,25 +55,47 @@ class HybridExecutor:
         self.closed = False
 
     @classmethod
-    def start(cls, model_dir: str | Path, adapter_dir: str | Path | None = None, *,
-              plan: PartitionPlan | None = None, allow_insecure: bool = False, private_base: bool = False,
-              transcript: str | Path | None = None, device: str = "auto", timeout_s: float = 30.0,
-              startup_timeout_s: float = 300.0, enclave_threads: int = 1, accelerator_threads: int | None = None,
-              debug_inspect: bool = False, backend: EnclaveBackend | None = None,
-              audit: AuditLog | None = None) -> HybridExecutor:
+    def start(
+        cls,
+        model_dir: str | Path,
+        adapter_dir: str | Path | None = None,
+        *,
+        plan: PartitionPlan | None = None,
+        allow_insecure: bool = False,
+        private_base: bool = False,
+        transcript: str | Path | None = None,
+        device: str = "auto",
+        timeout_s: float = 30.0,
+        startup_timeout_s: float = 300.0,
+        enclave_threads: int = 1,
+        accelerator_threads: int | None = None,
+        debug_inspect: bool = False,
+        backend: EnclaveBackend | None = None,
+        audit: AuditLog | None = None,
+    ) -> HybridExecutor:
         """Spawn the enclave (and the accelerator when the plan offloads anything)."""
         plan = plan or default_plan()
         offloads = any(v != "enclave" for v in plan.default.values()) or any(
-            v != "enclave" for o in plan.layers.values() for v in o.values())
+            v != "enclave" for o in plan.layers.values() for v in o.values()
+        )
         options = {
-            "model_dir": str(model_dir), "adapter_dir": str(adapter_dir) if adapter_dir else None,
-            "plan": plan.to_dict(), "allow_insecure": allow_insecure, "private_base": private_base,
-            "timeout_s": timeout_s, "threads": enclave_threads, "debug_inspect": debug_inspect,
+            "model_dir": str(model_dir),
+            "adapter_dir": str(adapter_dir) if adapter_dir else None,
+            "plan": plan.to_dict(),
+            "allow_insecure": allow_insecure,
+            "private_base": private_base,
+            "timeout_s": timeout_s,
+            "threads": enclave_threads,
+            "debug_inspect": debug_inspect,
         }
         backend = backend or SoftwareEnclaveBackend(
             with_accelerator=offloads,
-            accelerator_options={"transcript": str(transcript) if transcript else None, "device": device,
-                                 "threads": accelerator_threads})
+            accelerator_options={
+                "transcript": str(transcript) if transcript else None,
+                "device": device,
+                "threads": accelerator_threads,
+            },
+        )
         ready = backend.start(options, startup_timeout_s)
         if ready.kind != "ready":
             backend.close()
@@ -103,12 +131,17 @@ class HybridExecutor:
         reply = self._expect(self.backend.recv(max(self.timeout_s, 600.0)), "ok")
         return float(reply.meta["seconds"])
 
-    def generate(self, prompt: list[int], max_new_tokens: int, *, return_logits: bool = False) -> GenerationResult:
+    def generate(
+        self, prompt: list[int], max_new_tokens: int, *, return_logits: bool = False
+    ) -> GenerationResult:
         """Greedy generation; raises on any failure, never returns a partial result."""
         if self.closed:
             raise EnclaveRuntimeError("executor is closed")
-        msg = Message("generate", {"max_new": max_new_tokens, "return_logits": return_logits},
-                      {"prompt": torch.tensor(prompt, dtype=torch.int64)})
+        msg = Message(
+            "generate",
+            {"max_new": max_new_tokens, "return_logits": return_logits},
+            {"prompt": torch.tensor(prompt, dtype=torch.int64)},
+        )
         self.backend.send(msg)
         while True:
             reply = self.backend.recv(self.timeout_s * 2)
@@ -121,8 +154,9 @@ class HybridExecutor:
         tokens = [int(t) for t in reply.tensors["tokens"].tolist()]
         if len(tokens) != max_new_tokens:
             raise EnclaveRuntimeError("enclave returned an incomplete result")
-        return GenerationResult(tokens, reply.tensors.get("logits"), float(reply.meta.get("seconds", 0.0)),
-                                dict(reply.meta))
+        return GenerationResult(
+            tokens, reply.tensors.get("logits"), float(reply.meta.get("seconds", 0.0)), dict(reply.meta)
+        )
 
     def stats(self) -> dict[str, Any]:
         self.backend.send(Message("stats"))

@@ -23,7 +23,6 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 import torch
-
 from pccguard.enclave_runtime import field as F
 from pccguard.enclave_runtime.channel import Channel, ChannelClosed, ChannelTimeout
 from pccguard.enclave_runtime.codec import Message, WireError
@@ -71,10 +70,15 @@ class Stats:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "bytes_up": dict(self.bytes_up), "bytes_down": dict(self.bytes_down),
-            "elems_up": dict(self.elems_up), "elems_down": dict(self.elems_down),
-            "rounds": self.rounds, "offline_s": self.offline_s, "offline_rows": self.offline_rows,
-            "pool_miss_rows": self.pool_miss_rows, "freivalds_checks": self.freivalds_checks,
+            "bytes_up": dict(self.bytes_up),
+            "bytes_down": dict(self.bytes_down),
+            "elems_up": dict(self.elems_up),
+            "elems_down": dict(self.elems_down),
+            "rounds": self.rounds,
+            "offline_s": self.offline_s,
+            "offline_rows": self.offline_rows,
+            "pool_miss_rows": self.pool_miss_rows,
+            "freivalds_checks": self.freivalds_checks,
         }
 
 
@@ -120,8 +124,9 @@ class MaskPool:
 class GroupExecutor:
     """The ``linear(layer, group, x)`` callable of the decoder, honouring the plan."""
 
-    def __init__(self, weights: LlamaWeights, plan: PartitionPlan, accel: Channel | None,
-                 timeout: float) -> None:
+    def __init__(
+        self, weights: LlamaWeights, plan: PartitionPlan, accel: Channel | None, timeout: float
+    ) -> None:
         self.plan = plan
         self.accel = accel
         self.timeout = timeout

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-
 from pccguard.enclave_runtime.errors import ModelFormatError
 from pccguard.enclave_runtime.plan import LAYER_GROUPS
+from safetensors.torch import load_file
 
 
 @dataclass(frozen=True)
@@ -154,8 +153,12 @@ class LlamaWeights:
         parts = [self.layer_bias(layer, p) for p in LAYER_GROUPS[group]]
         if all(p is None for p in parts):
             return None
-        return torch.cat([p if p is not None else torch.zeros(self.layer_weight(layer, n).shape[0])
-                          for p, n in zip(parts, LAYER_GROUPS[group], strict=True)])
+        return torch.cat(
+            [
+                p if p is not None else torch.zeros(self.layer_weight(layer, n).shape[0])
+                for p, n in zip(parts, LAYER_GROUPS[group], strict=True)
+            ]
+        )
 
     def group_delta(self, layer: int, group: str) -> torch.Tensor | None:
         """Dense private delta of a group as ``[d_in, d_out]``, or ``None`` without LoRA."""
@@ -212,8 +215,10 @@ def load_model_dir(path: str | Path) -> LlamaWeights:
         tensors.update({k: v.float() for k, v in load_file(str(f)).items()})
     need = ["model.embed_tokens.weight", "model.norm.weight"]
     for layer in range(spec.n_layers):
-        need += [f"model.layers.{layer}.input_layernorm.weight",
-                 f"model.layers.{layer}.post_attention_layernorm.weight"]
+        need += [
+            f"model.layers.{layer}.input_layernorm.weight",
+            f"model.layers.{layer}.post_attention_layernorm.weight",
+        ]
     missing = [n for n in need if n not in tensors]
     if missing:
         raise ModelFormatError(f"missing tensors: {missing[:3]}", where=str(root))
@@ -257,10 +262,13 @@ def load_peft_adapter(weights: LlamaWeights, path: str | Path) -> None:
             raise ModelFormatError(f"adapter for layer {layer} {proj} lacks A or B", where=str(root))
         r = ab["A"].shape[0]
         key = f"model.layers.{layer}.{proj}" if layer >= 0 else proj
-        alpha = next((float(v) for k, v in alpha_pattern.items() if key.endswith(k) or k == proj),
-                     float(cfg.get("lora_alpha", r)))
-        expected_r = next((int(v) for k, v in rank_pattern.items() if key.endswith(k) or k == proj),
-                          int(cfg.get("r", r)))
+        alpha = next(
+            (float(v) for k, v in alpha_pattern.items() if key.endswith(k) or k == proj),
+            float(cfg.get("lora_alpha", r)),
+        )
+        expected_r = next(
+            (int(v) for k, v in rank_pattern.items() if key.endswith(k) or k == proj), int(cfg.get("r", r))
+        )
         if expected_r != r or ab["B"].shape[1] != r:
             raise ModelFormatError(f"adapter rank mismatch at layer {layer} {proj}", where=str(root))
         scaling = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r

@@ -235,8 +235,15 @@ def _walk(n_layers: int) -> Iterator[tuple[str, int]]:
         yield op, -1
 
 
-def _violation(op: str, kind: str, placement: str, weight: bool | None, data_private: bool,
-               plan: PartitionPlan, allow_insecure: bool) -> str | None:
+def _violation(
+    op: str,
+    kind: str,
+    placement: str,
+    weight: bool | None,
+    data_private: bool,
+    plan: PartitionPlan,
+    allow_insecure: bool,
+) -> str | None:
     if placement == "enclave":
         return None
     if placement == "offload_obfuscated":
@@ -257,8 +264,9 @@ def _violation(op: str, kind: str, placement: str, weight: bool | None, data_pri
     return None
 
 
-def check_plan(plan: PartitionPlan, privacy: PrivacySpec, n_layers: int, *,
-               allow_insecure: bool = False) -> list[Finding]:
+def check_plan(
+    plan: PartitionPlan, privacy: PrivacySpec, n_layers: int, *, allow_insecure: bool = False
+) -> list[Finding]:
     """Check ``plan`` for a model of ``n_layers`` layers; raise ``PlanError`` on the first violation.
 
     Data taint flows in execution order: activations are private when prompts
@@ -268,13 +276,15 @@ def check_plan(plan: PartitionPlan, privacy: PrivacySpec, n_layers: int, *,
     for f in findings:
         if f.violation:
             where = f"layers.{f.layer}.{f.op}" if f.layer >= 0 else f.op
-            raise PlanError(f"plan {plan.name!r}: op {where} ({f.placement}) {f.violation}; "
-                            "place it in the enclave")
+            raise PlanError(
+                f"plan {plan.name!r}: op {where} ({f.placement}) {f.violation}; place it in the enclave"
+            )
     return findings
 
 
-def evaluate_plan(plan: PartitionPlan, privacy: PrivacySpec, n_layers: int, *,
-                  allow_insecure: bool = False) -> list[Finding]:
+def evaluate_plan(
+    plan: PartitionPlan, privacy: PrivacySpec, n_layers: int, *, allow_insecure: bool = False
+) -> list[Finding]:
     """Every op with its verdict, without raising (what :func:`plan_facts` summarizes)."""
     unknown = (set(plan.default) | {op for o in plan.layers.values() for op in o}) - set(ALL_OPS)
     if unknown:
@@ -306,8 +316,9 @@ def evaluate_plan(plan: PartitionPlan, privacy: PrivacySpec, n_layers: int, *,
             base = plan.placement(op.split(".")[0] + ".base", layer)
             if base != "offload_obfuscated":
                 violation = violation or "is obfuscated but its base is not (the merged weight is obfuscated)"
-        findings.append(Finding(op, layer, placement, weight_label, "private" if data_private else "public",
-                                violation))
+        findings.append(
+            Finding(op, layer, placement, weight_label, "private" if data_private else "public", violation)
+        )
         if weight:
             data_private = True
     return findings
@@ -319,8 +330,11 @@ def plan_facts(plan: PartitionPlan, privacy: PrivacySpec, n_layers: int) -> dict
     Shaped like the core facts: counts and short identifiers, no tensors.
     """
     findings = evaluate_plan(plan, privacy, n_layers, allow_insecure=False)
-    offloaded = [f for f in findings
-                 if f.placement != "enclave" and not (ALL_OPS[f.op] == "linear_delta" and f.weight == "none")]
+    offloaded = [
+        f
+        for f in findings
+        if f.placement != "enclave" and not (ALL_OPS[f.op] == "linear_delta" and f.weight == "none")
+    ]
     unblinded = [f for f in findings if f.violation and "unblinded" in f.violation]
     return {
         "plan": plan.name,
@@ -333,7 +347,8 @@ def plan_facts(plan: PartitionPlan, privacy: PrivacySpec, n_layers: int) -> dict
         "ops_offloaded": len(offloaded),
         "private_unblinded_offloads": len(unblinded),
         "private_obfuscated_offloads": sum(
-            1 for f in offloaded if f.placement == "offload_obfuscated" and f.weight == "private"),
+            1 for f in offloaded if f.placement == "offload_obfuscated" and f.weight == "private"
+        ),
         "nonlinear_offloads": sum(1 for f in findings if f.violation and "non-linear" in f.violation),
         "violations": sorted({f"{f.op}: {f.violation}" for f in findings if f.violation}),
     }

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from pccguard.enclave_runtime.codec import Message
 
 
@@ -43,8 +42,9 @@ class Transcript:
             key = f"e{seq:07d}.{name}"
             self.arrays[key] = t.detach().to("cpu").numpy().copy()
             names.append(name)
-        self.entries.append(Entry(seq, time.monotonic(), direction, msg.kind, dict(msg.meta), names,
-                                  msg.nbytes()))
+        self.entries.append(
+            Entry(seq, time.monotonic(), direction, msg.kind, dict(msg.meta), names, msg.nbytes())
+        )
 
     def tensor(self, entry: Entry, name: str) -> np.ndarray:
         return self.arrays[f"e{entry.seq:07d}.{name}"]

@@ -13,17 +13,32 @@ import torch
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def make_llama(path: str | Path, *, hidden: int = 64, intermediate: int = 160, layers: int = 2,
-               heads: int = 4, kv_heads: int = 2, vocab: int = 256, seed: int = 0,
-               init_range: float = 0.05) -> Path:
+def make_llama(
+    path: str | Path,
+    *,
+    hidden: int = 64,
+    intermediate: int = 160,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    vocab: int = 256,
+    seed: int = 0,
+    init_range: float = 0.05,
+) -> Path:
     """Save a random ``LlamaForCausalLM`` (float32, safetensors) to ``path``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=vocab,
-        max_position_embeddings=4096, initializer_range=init_range, tie_word_embeddings=False,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        vocab_size=vocab,
+        max_position_embeddings=4096,
+        initializer_range=init_range,
+        tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(config).float().eval()
     with torch.no_grad():  # norms away from 1 so that a wrong norm placement shows
@@ -35,19 +50,33 @@ def make_llama(path: str | Path, *, hidden: int = 64, intermediate: int = 160, l
     return out
 
 
-def make_lora(model_dir: str | Path, path: str | Path, *, rank: int = 4, alpha: float = 8.0,
-              targets: tuple[str, ...] = DEFAULT_TARGETS, seed: int = 1, delta_scale: float = 0.3) -> Path:
+def make_lora(
+    model_dir: str | Path,
+    path: str | Path,
+    *,
+    rank: int = 4,
+    alpha: float = 8.0,
+    targets: tuple[str, ...] = DEFAULT_TARGETS,
+    seed: int = 1,
+    delta_scale: float = 0.3,
+) -> Path:
     """Save a random peft LoRA adapter whose ``‖ΔW‖ ≈ delta_scale·‖W₀‖`` on each target."""
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaForCausalLM
 
     base = LlamaForCausalLM.from_pretrained(model_dir).float()
-    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0,
-                        init_lora_weights=False, bias="none")
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        target_modules=list(targets),
+        lora_dropout=0.0,
+        init_lora_weights=False,
+        bias="none",
+    )
     model = get_peft_model(base, config)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, module in model.named_modules():
+        for _, module in model.named_modules():
             if hasattr(module, "lora_A") and "default" in getattr(module, "lora_A", {}):
                 w0 = module.base_layer.weight
                 a = module.lora_A["default"].weight
@@ -74,7 +103,9 @@ def reference_model(model_dir: str | Path, adapter_dir: str | Path | None = None
 
 
 @torch.no_grad()
-def reference_greedy(model: torch.nn.Module, prompt: list[int], max_new: int) -> tuple[list[int], torch.Tensor]:
+def reference_greedy(
+    model: torch.nn.Module, prompt: list[int], max_new: int
+) -> tuple[list[int], torch.Tensor]:
     """Greedy decoding with the KV cache; returns tokens and the logits that chose each one."""
     ids = torch.tensor([prompt])
     out = model(input_ids=ids, use_cache=True)

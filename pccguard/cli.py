@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -188,8 +189,15 @@ def cmd_check(args: argparse.Namespace, engine_args: list[str] | None) -> int:
     if args.format == "table":
         from pccguard.reports.table import render_table
 
-        to_terminal = args.output is None and sys.stdout.isatty() and not args.no_color
-        text = render_table(report, color=to_terminal and "NO_COLOR" not in os.environ)
+        to_terminal = args.output is None and sys.stdout.isatty()
+        width = shutil.get_terminal_size().columns if to_terminal else None
+        color = to_terminal and not args.no_color and "NO_COLOR" not in os.environ
+        text = render_table(report, color=color, width=width)
+    elif args.format == "sarif":
+        from pccguard.reports.sarif import render_sarif
+
+        artifact = str(args.facts) if args.facts is not None else None
+        text = render_sarif(report, source_root=Path.cwd(), artifact=artifact)
     else:
         text = render(report, args.format)
     emit(text, args.output)

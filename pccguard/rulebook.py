@@ -54,6 +54,15 @@ def collect_rule_files(rule_dirs: list[Path]) -> tuple[list[ParsedRuleFile], lis
     return library, parsed
 
 
+def _display_path(meta: RuleMeta, shipped_root: Path) -> RuleMeta:
+    """Shipped rules are named ``rules/...`` so reports are the same on every installation."""
+    path = Path(meta.path)
+    if shipped_root in path.resolve().parents:
+        shown = "rules/" + path.resolve().relative_to(shipped_root).as_posix()
+        return meta.model_copy(update={"path": shown})
+    return meta
+
+
 def load_rulebook(rule_dirs: list[Path] | None = None) -> Rulebook:
     """Load and validate the rulebook; the first problem found is raised as a one-line ``RuleError``."""
     rule_dirs = [Path(d) for d in rule_dirs or []]
@@ -79,5 +88,5 @@ def load_rulebook(rule_dirs: list[Path] | None = None) -> Rulebook:
         shipped_root / "fixtures",
         *[d / "fixtures" for d in rule_dirs if (d / "fixtures").is_dir()],
     ]
-    rules = {rid: f.meta for rid, f in by_id.items() if f.meta is not None}
+    rules = {rid: _display_path(f.meta, shipped_root) for rid, f in by_id.items() if f.meta is not None}
     return Rulebook(rules=rules, library=library, rule_files=rule_files, fixture_dirs=fixture_dirs)

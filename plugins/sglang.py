@@ -17,6 +17,9 @@ from typing import Any
 _REGISTERED = False
 _PROBLEMS: list[str] = []
 _TARGETS: list[tuple[str, Any]] = []
+#: Mitigations whose engine code cannot even be imported here (e.g. NGRAM without sgl_kernel):
+#: the feature cannot run, and the mitigation is reported as not installable.
+UNAVAILABLE: set[str] = set()
 
 
 def _refuse_if_broken() -> None:
@@ -89,9 +92,28 @@ def hook_table() -> list[tuple[str, Any, str]]:
         (targets.SCHEDULER_INIT_POOLS, _after_init_pools, "AFTER"),
         (targets.SCHEDULER_FLUSH, _after_flush, "AFTER"),
     ]
-    for module in (scrub, salt, ttl, scheduling, ngram, endpoints):
+    for module in (scrub, salt, ttl, scheduling, endpoints):
         table.extend(module.HOOKS)
+    try:
+        import sglang.srt.speculative.ngram_worker  # noqa: F401
+    except Exception:
+        UNAVAILABLE.add(ngram.MITIGATION)
+    else:
+        table.extend(ngram.HOOKS)
     return table
+
+
+def _import_owner(target: str) -> None:
+    """Import the module defining ``target``: HookRegistry resolves names without importing."""
+    import importlib
+
+    parts = target.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        try:
+            importlib.import_module(".".join(parts[:end]))
+            return
+        except ImportError:
+            continue
 
 
 def register() -> None:
@@ -104,6 +126,7 @@ def register() -> None:
         from sglang.srt.plugins.hook_registry import HookRegistry, HookType
 
         for target, hook, kind in hook_table():
+            _import_owner(target)
             HookRegistry.register(target, hook, HookType[kind])
             _TARGETS.append((target, hook))
     except Exception as exc:  # SGLang swallows this; the startup hooks will refuse.

@@ -13,12 +13,15 @@ import json
 import sys
 
 from pccguard.enclave_runtime.attacks.suite import format_table, run_suite
+
 from pccguard.errors import PccguardError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pccguard.enclave_runtime.attacks", description=__doc__)
-    parser.add_argument("--transcript", required=True, help="transcript .npz recorded on the accelerator side")
+    parser.add_argument(
+        "--transcript", required=True, help="transcript .npz recorded on the accelerator side"
+    )
     parser.add_argument("--model", required=True, help="public base model directory (the attacker's prior)")
     parser.add_argument("--adapter", required=True, help="private adapter directory (scoring only)")
     parser.add_argument("--prompts", help="JSON file of the attacker's chosen prompts, for the probe")
@@ -30,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        out = {"attacks": [r.as_dict() for r in rows],
-               "probe": None if probe is None else {**probe.__dict__, "at_chance": probe.at_chance}}
+        out = {
+            "attacks": [r.as_dict() for r in rows],
+            "probe": None if probe is None else {**probe.__dict__, "at_chance": probe.at_chance},
+        }
         print(json.dumps(out, indent=2))
     else:
         print(format_table(rows, probe))

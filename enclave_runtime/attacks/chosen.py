@@ -10,8 +10,9 @@ class Generates(Protocol):
     def generate(self, prompt: list[int], max_new_tokens: int, *, return_logits: bool = False) -> Any: ...
 
 
-def chosen_prompts(n: int, vocab: int, *, length: int = 4, max_new: int = 2, seed: int = 0,
-                   tokens: tuple[int, int] = (3, 7)) -> list[dict[str, Any]]:
+def chosen_prompts(
+    n: int, vocab: int, *, length: int = 4, max_new: int = 2, seed: int = 0, tokens: tuple[int, int] = (3, 7)
+) -> list[dict[str, Any]]:
     """``n`` prompts alternating between first token ``tokens[0]`` (label 0) and ``tokens[1]`` (label 1)."""
     rng = random.Random(seed)
     out = []

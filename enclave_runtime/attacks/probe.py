@@ -13,8 +13,9 @@ import math
 import numpy as np
 
 
-def ridge_probe(features: np.ndarray, labels: np.ndarray, *, lam: float = 1.0,
-                seed: int = 0) -> tuple[float, int]:
+def ridge_probe(
+    features: np.ndarray, labels: np.ndarray, *, lam: float = 1.0, seed: int = 0
+) -> tuple[float, int]:
     """Held-out accuracy of a ridge classifier (half train, half test) and the test size."""
     n = len(labels)
     order = np.random.default_rng(seed).permutation(n)  # the split need not be secret
@@ -24,8 +25,11 @@ def ridge_probe(features: np.ndarray, labels: np.ndarray, *, lam: float = 1.0,
     f = (features - mu) / sd
     t = labels * 2.0 - 1.0
     a = f[train]
-    w = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ t[train]) if a.shape[0] > a.shape[1] else \
-        a.T @ np.linalg.solve(a @ a.T + lam * np.eye(a.shape[0]), t[train])
+    w = (
+        np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ t[train])
+        if a.shape[0] > a.shape[1]
+        else a.T @ np.linalg.solve(a @ a.T + lam * np.eye(a.shape[0]), t[train])
+    )
     pred = (f[test] @ w) > 0
     return float(np.mean(pred == (labels[test] > 0.5))), len(test)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from pccguard.enclave_runtime.attacks import metrics as M
 from pccguard.enclave_runtime.attacks.lstsq import fit_linear, rescale_to_prior
 from pccguard.enclave_runtime.attacks.prior import global_scale, prior_matching
@@ -65,10 +64,25 @@ def _truth(weights: LlamaWeights, key: Key) -> tuple[np.ndarray, np.ndarray] | N
     return w_pub, w_pub + delta.double().numpy()
 
 
-def _score(key: Key, mode: str, attack: str, w_hat: np.ndarray, w_true: np.ndarray, w_pub: np.ndarray,
-           perm: float | None) -> AttackRow:
-    return AttackRow(key[0], key[1], mode, attack, M.rel_to_prior(w_hat, w_true, w_pub), M.cosine(w_hat, w_true),
-                     M.delta_cosine(w_hat, w_true, w_pub), perm)
+def _score(
+    key: Key,
+    mode: str,
+    attack: str,
+    w_hat: np.ndarray,
+    w_true: np.ndarray,
+    w_pub: np.ndarray,
+    perm: float | None,
+) -> AttackRow:
+    return AttackRow(
+        key[0],
+        key[1],
+        mode,
+        attack,
+        M.rel_to_prior(w_hat, w_true, w_pub),
+        M.cosine(w_hat, w_true),
+        M.delta_cosine(w_hat, w_true, w_pub),
+        perm,
+    )
 
 
 def attack_weights(view: AttackerView, weights: LlamaWeights, *, max_cols: int = 4096) -> list[AttackRow]:
@@ -116,8 +130,12 @@ def probe(view: AttackerView, prompts: list[dict[str, Any]]) -> ProbeResult | No
     return ProbeResult(acc, n_test, chance_bound(n_test), g.mode)
 
 
-def run_suite(transcript: str | Path | Transcript, model_dir: str | Path, adapter_dir: str | Path,
-              prompts: str | Path | list[dict[str, Any]] | None = None) -> tuple[list[AttackRow], ProbeResult | None]:
+def run_suite(
+    transcript: str | Path | Transcript,
+    model_dir: str | Path,
+    adapter_dir: str | Path,
+    prompts: str | Path | list[dict[str, Any]] | None = None,
+) -> tuple[list[AttackRow], ProbeResult | None]:
     view = AttackerView.from_transcript(transcript)
     weights = load_weights(model_dir, adapter_dir)
     rows = attack_weights(view, weights)
@@ -133,14 +151,20 @@ def format_table(rows: list[AttackRow], result: ProbeResult | None) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         perm = "n/a" if r.perm_recovery is None else f"{r.perm_recovery:.2f}"
-        lines.append(f"{r.layer:>5} {r.group:<8} {r.mode:<10} {r.attack:<15} {r.rel_to_prior:>12.4f} "
-                     f"{r.cosine:>7.3f} {r.delta_cosine:>7.3f} {perm:>6}")
+        lines.append(
+            f"{r.layer:>5} {r.group:<8} {r.mode:<10} {r.attack:<15} {r.rel_to_prior:>12.4f} "
+            f"{r.cosine:>7.3f} {r.delta_cosine:>7.3f} {perm:>6}"
+        )
     if rows:
         worst = min(rows, key=lambda r: r.rel_to_prior)
-        lines.append(f"best attack: {worst.attack} on layer {worst.layer} {worst.group}: "
-                     f"rel_to_prior {worst.rel_to_prior:.4f}")
+        lines.append(
+            f"best attack: {worst.attack} on layer {worst.layer} {worst.group}: "
+            f"rel_to_prior {worst.rel_to_prior:.4f}"
+        )
     if result is not None:
         verdict = "at chance" if result.at_chance else "ABOVE CHANCE"
-        lines.append(f"linear probe ({result.mode} layer-0 inputs): accuracy {result.accuracy:.3f} on "
-                     f"{result.n_test} held-out requests; chance bound {result.chance_bound:.3f} -> {verdict}")
+        lines.append(
+            f"linear probe ({result.mode} layer-0 inputs): accuracy {result.accuracy:.3f} on "
+            f"{result.n_test} held-out requests; chance bound {result.chance_bound:.3f} -> {verdict}"
+        )
     return "\n".join(lines)

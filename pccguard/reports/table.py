@@ -1,5 +1,10 @@
 """The terminal report: one table per PCC requirement, then a footer with the outcome.
 
+Each requirement gets a header line (letter, title, its summary verdict and
+counts) and a table of its rules, worst verdict first; below
+``NARROW_WIDTH`` columns the table becomes an indented list, because four
+columns would leave the finding text a strip a few characters wide.
+
 Rendered with rich into a string, so the CLI decides where it goes and whether
 it is coloured. Colour is only ever an addition: every verdict is also a word
 (``FAIL``, ``N/A``), so the report reads the same in a log file, in a terminal

@@ -119,9 +119,17 @@ def test_scaffold_then_lint_and_test_pass(tmp_path):
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
 
 
+def _shipped_source(rule_id: str) -> str:
+    (found,) = [f for f in RULEBOOK.rule_files if f.meta is not None and f.meta.id == rule_id]
+    return found.source
+
+
+def test_shipped_rule_paths_are_relative_to_the_rules_root():
+    assert RULEBOOK.rules["PCC-S-001"].path == "rules/pcc/memory/pcc_s_001.rego"
+
+
 def test_custom_rule_overrides_shipped_rule_by_id(tmp_path):
-    shipped = RULEBOOK.rules["PCC-S-001"]
-    source = Path(shipped.path).read_text()
+    source = _shipped_source("PCC-S-001")
     (tmp_path / "override.rego").write_text(source.replace("severity: high", "severity: low"))
     rulebook = load_rulebook([tmp_path])
     assert rulebook.rules["PCC-S-001"].severity == "low"
@@ -131,7 +139,7 @@ def test_custom_rule_overrides_shipped_rule_by_id(tmp_path):
 
 
 def test_duplicate_ids_in_one_custom_directory_are_an_error(tmp_path):
-    shipped = Path(RULEBOOK.rules["PCC-S-001"].path).read_text()
+    shipped = _shipped_source("PCC-S-001")
     (tmp_path / "a.rego").write_text(shipped)
     (tmp_path / "b.rego").write_text(shipped)
     result = run_cli("rules", "list", "--rules", tmp_path)

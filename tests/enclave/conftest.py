@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pccguard.enclave_runtime import synthetic
 from pccguard.enclave_runtime.attacks.chosen import chosen_prompts, run_campaign
 from pccguard.enclave_runtime.executor import HybridExecutor
@@ -23,8 +22,9 @@ VOCAB = 256
 @pytest.fixture(scope="session")
 def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("llama")
-    base = synthetic.make_llama(root / "base", hidden=64, intermediate=160, layers=2, heads=4, kv_heads=2,
-                                vocab=VOCAB, seed=0)
+    base = synthetic.make_llama(
+        root / "base", hidden=64, intermediate=160, layers=2, heads=4, kv_heads=2, vocab=VOCAB, seed=0
+    )
     lora = synthetic.make_lora(base, root / "lora", rank=4, alpha=8.0, seed=1)
     return base, lora
 
@@ -41,11 +41,14 @@ def hybrid(model_dirs: tuple[Path, Path]) -> Iterator[HybridExecutor]:
         yield ex
 
 
-def _campaign(model_dirs: tuple[Path, Path], tmp: Path, plan: Any, n: int) -> tuple[Path, list[dict[str, Any]]]:
+def _campaign(
+    model_dirs: tuple[Path, Path], tmp: Path, plan: Any, n: int
+) -> tuple[Path, list[dict[str, Any]]]:
     transcript = tmp / f"{plan.name}.npz"
     prompts = chosen_prompts(n, VOCAB, length=4, max_new=2, seed=5)
-    with HybridExecutor.start(*model_dirs, plan=plan, allow_insecure=plan.insecure, transcript=transcript,
-                              timeout_s=60) as ex:
+    with HybridExecutor.start(
+        *model_dirs, plan=plan, allow_insecure=plan.insecure, transcript=transcript, timeout_s=60
+    ) as ex:
         run_campaign(ex, prompts)
         ex.flush_transcript()
     (tmp / f"{plan.name}.prompts.json").write_text(json.dumps(prompts))
@@ -53,12 +56,14 @@ def _campaign(model_dirs: tuple[Path, Path], tmp: Path, plan: Any, n: int) -> tu
 
 
 @pytest.fixture(scope="session")
-def default_campaign(model_dirs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
-                     ) -> tuple[Path, list[dict[str, Any]]]:
+def default_campaign(
+    model_dirs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[dict[str, Any]]]:
     return _campaign(model_dirs, tmp_path_factory.mktemp("t_default"), default_plan(), 96)
 
 
 @pytest.fixture(scope="session")
-def insecure_campaign(model_dirs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
-                      ) -> tuple[Path, list[dict[str, Any]]]:
+def insecure_campaign(
+    model_dirs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[dict[str, Any]]]:
     return _campaign(model_dirs, tmp_path_factory.mktemp("t_insecure"), insecure_obfuscation_plan(), 64)

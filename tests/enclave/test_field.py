@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from pccguard.enclave_runtime import codec
 from pccguard.enclave_runtime import field as F
 
@@ -63,11 +62,14 @@ def test_freivalds_catches_a_wrong_product() -> None:
 
 
 def test_codec_round_trip_and_rejections() -> None:
-    msg = codec.Message("gemm", {"layer": 1}, {"x": F.random_field((2, 5)), "f": torch.randn(3)},
-                        frozenset({"x"}))
+    msg = codec.Message(
+        "gemm", {"layer": 1}, {"x": F.random_field((2, 5)), "f": torch.randn(3)}, frozenset({"x"})
+    )
     blob = codec.encode(msg)
     back = codec.decode(blob)
-    assert torch.equal(back.tensors["x"], msg.tensors["x"]) and torch.equal(back.tensors["f"], msg.tensors["f"])
+    assert torch.equal(back.tensors["x"], msg.tensors["x"]) and torch.equal(
+        back.tensors["f"], msg.tensors["f"]
+    )
     assert back.field_names == {"x"} and msg.nbytes() == 2 * 5 * 6 + 3 * 4
     with pytest.raises(codec.WireError):
         codec.decode(blob[:-1])

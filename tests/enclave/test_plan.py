@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from pccguard.enclave_runtime.plan import (
     ALL_OPS,
     PartitionPlan,
@@ -19,6 +18,7 @@ from pccguard.enclave_runtime.plan import (
     load_plan,
     plan_facts,
 )
+
 from pccguard.errors import InputError
 
 MODE_P = PrivacySpec(deltas=frozenset({(0, "qkv"), (0, "down"), (1, "o")}))
@@ -58,7 +58,7 @@ def test_blinding_does_not_hide_a_private_weight() -> None:
 
 def test_mode_f_base_must_stay_in_the_enclave() -> None:
     private = PrivacySpec(base_private=True, embed_private=True, lm_head_private=True)
-    with pytest.raises(PlanError, match="qkv.base"):
+    with pytest.raises(PlanError, match=r"qkv.base"):
         check_plan(default_plan(), private, n_layers=2)
     check_plan(all_enclave_plan(), private, n_layers=2)
 
@@ -70,7 +70,7 @@ def test_clear_offload_needs_public_weight_and_public_data() -> None:
     public = PrivacySpec(protect_prompts=False)  # public model, public prompts
     check_plan(plan, public, n_layers=2)
     # ... but only until a private delta has touched the activations
-    with pytest.raises(PlanError, match="layers.1.qkv.base"):
+    with pytest.raises(PlanError, match=r"layers.1.qkv.base"):
         check_plan(plan, PrivacySpec(protect_prompts=False, deltas=frozenset({(0, "down")})), n_layers=2)
 
 
@@ -88,7 +88,7 @@ def test_insecure_plan_needs_explicit_consent() -> None:
 def test_layer_overrides_and_structure_errors() -> None:
     data = default_plan().to_dict()
     data["layers"] = {"1": {"o.delta": "offload_clear"}}
-    with pytest.raises(PlanError, match="layers.1.o.delta"):
+    with pytest.raises(PlanError, match=r"layers.1.o.delta"):
         check_plan(PartitionPlan.from_dict(data), MODE_P, n_layers=2)
     data["layers"] = {"5": {"o.base": "enclave"}}
     with pytest.raises(PlanError, match="outside"):

@@ -109,7 +109,7 @@ def test_preemption_then_other_tenant(tiny_model: Path, mode: str) -> None:
     engine = make_engine(tiny_model, enable_prefix_caching=False)
     blocks = _start_a(engine, max_tokens=50)
     _preempt_and_drop_a(engine)
-    add(engine, request("B", [5] * 3, salt="tenant-b", max_tokens=1))
+    add(engine, request("B", [5] * 3, salt="tenant-b", max_tokens=5))
     engine.step()
     reused = [b for b in _blocks_of(engine, "B") if b in blocks]
     assert reused, "B should be given one of A's freed blocks (LIFO reuse)"
@@ -120,26 +120,21 @@ def test_preemption_then_other_tenant(tiny_model: Path, mode: str) -> None:
 
 
 def test_prefix_cache_eviction(tiny_model: Path, mode: str) -> None:
-    engine = make_engine(tiny_model)
-    blocks = _start_a(engine)
+    """LRU eviction hands A's cached blocks to a filler that only partly overwrites the last one."""
+    engine = make_engine(tiny_model, max_model_len=624)
+    add(engine, request("A", CANARY[:32], salt="tenant-a", max_tokens=4))  # exactly 2 full blocks
+    engine.step()
+    blocks = _blocks_of(engine, "A")[:2]
+    assert _residue(engine, blocks), "positive control: A's canary is in its blocks"
     run_until_idle(engine)
-    cached = [b for b in blocks if engine.scheduler.kv_cache_manager.block_pool.blocks[b].block_hash is not None]
-    assert cached, "A's full blocks stay in the prefix cache"
-    # Fill the pool with other requests so LRU eviction reuses A's cached blocks.
-    for i in range(4):
-        add(engine, request(f"F{i}", [20 + i] * 120, salt=f"filler-{i}", max_tokens=1))
-    for _ in range(3):
-        engine.step()
-    evicted = [b for b in cached if engine.scheduler.kv_cache_manager.block_pool.blocks[b].block_hash is None]
-    assert evicted, "filler requests should have evicted A's cached blocks"
-    if mode == "plugin":
-        # Evicted blocks are zeroed before the filler writes; only filler values may be there now.
-        for block_id in evicted:
-            assert not (engine.model_executor.worker.block_values(block_id) & CANARY_VALUES)
+    pool = engine.scheduler.kv_cache_manager.block_pool
+    assert all(pool.blocks[b].block_hash is not None for b in blocks), "A's full blocks stay cached"
+    # 620 tokens = 38 full blocks + 12 tokens: the pool (39 blocks) must evict both cached blocks.
+    before = {b: pool.blocks[b].block_hash for b in blocks}
+    add(engine, request("F", [20] * 620, salt="filler", max_tokens=1))
     run_until_idle(engine)
-    if mode != "plugin":
-        return
-    assert _residue(engine, blocks) == {}
+    assert all(pool.blocks[b].block_hash != before[b] for b in blocks), "both of A's entries were evicted"
+    _check(engine, blocks, mode)
 
 
 def test_prefix_cache_reset(tiny_model: Path, mode: str) -> None:

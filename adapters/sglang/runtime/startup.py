@@ -81,8 +81,10 @@ def installable(server_args: Any, config: PluginConfig) -> set[str]:
     def get(name: str) -> Any:
         return resolution_result(server_args, name)
 
+    from pccguard.plugins.sglang import UNAVAILABLE
+
     m = config.mitigations
-    out = set(IMPLEMENTED)
+    out = set(IMPLEMENTED) - UNAVAILABLE
     if not m.scrub_freed_kv:
         out.discard("scrub_freed_kv")
     if not m.tenant_cache_salt:
@@ -120,6 +122,8 @@ def decide(server_args: Any) -> Enforcement | None:
             return STATE.current
         try:
             return _decide_locked(server_args)
+        except EnforcementError:
+            raise
         except PccguardError as exc:
             STATE.audit.emit(AuditKind.STARTUP_REFUSED, reason="policy_or_config_error")
             raise EnforcementError(f"pccguard refuses to start sglang: {exc.one_line()}") from None
@@ -138,12 +142,11 @@ def _decide_locked(server_args: Any) -> Enforcement | None:
         logger.warning("pccguard plugin disabled by its configuration: no mitigations installed")
         return None
     facts = runtime_facts(server_args, config)
-    token = os.environ.get(config.opa_token_env) if config.opa_url else None
     evaluator = build_evaluator(
         profile=config.profile,
         rules_dirs=list(config.rules_dirs),
         opa_url=config.opa_url,
-        opa_token=token,
+        opa_token_env=config.opa_token_env,
         opa_timeout=config.opa_timeout,
     )
     waivers = waivers_for(evaluator, config.waivers)

@@ -1,0 +1,126 @@
+"""The entry point and startup enforcement: refuse on a deny, refuse on pccguard's own errors, configure otherwise."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vllm.v1.engine.core import EngineCore
+
+from pccguard.adapters.vllm.runtime import plan as plan_module
+from pccguard.adapters.vllm.runtime.audit import replace_audit_log
+from pccguard.adapters.vllm.runtime.plan import PLAN_KEY
+from pccguard.audit import AuditEvent, AuditKind, AuditLog
+from pccguard.errors import EnforcementError
+from tests.vllm.support import CpuTestExecutor, make_engine
+
+BASELINE = "profile: multi-tenant-baseline\n"
+
+
+@pytest.fixture
+def events() -> Any:
+    collected: list[AuditEvent] = []
+    previous = replace_audit_log(AuditLog("vllm", sinks=[collected.append]))
+    yield collected
+    replace_audit_log(previous)
+
+
+def test_entry_point_is_registered_and_idempotent() -> None:
+    eps = importlib.metadata.entry_points(group="vllm.general_plugins")
+    ours = [ep for ep in eps if ep.name == "pccguard"]
+    assert ours and ours[0].value == "pccguard.plugins.vllm:register"
+    register = ours[0].load()
+    register()
+    register()  # a second call in the same process changes nothing
+    from vllm.engine.arg_utils import EngineArgs
+
+    hook = EngineArgs.create_engine_config
+    assert hook.__code__.co_filename.endswith("hooks.py")
+    assert not hasattr(hook.__wrapped__, "__wrapped__"), "wrapped exactly once"
+
+
+def test_vllm_plugins_allowlist_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vllm.plugins import load_plugins_by_group
+
+    monkeypatch.setenv("VLLM_PLUGINS", "someone-else")
+    assert "pccguard" not in load_plugins_by_group("vllm.general_plugins")
+    monkeypatch.setenv("VLLM_PLUGINS", "pccguard")
+    assert "pccguard" in load_plugins_by_group("vllm.general_plugins")
+
+
+def test_configures_the_engine(tiny_model: Path, plugin_config: Any, events: list[AuditEvent]) -> None:
+    plugin_config(BASELINE)
+    engine = make_engine(tiny_model)
+    config = engine.vllm_config
+    assert type(engine.scheduler).__name__ == "PccguardScheduler"
+    assert config.parallel_config.worker_extension_cls.endswith("PccguardWorkerExtension")
+    installed = config.additional_config[PLAN_KEY]["install"]
+    assert {"scrub_freed_kv", "tenant_cache_salt", "prefix_cache_ttl"} <= set(installed)
+    kinds = {(e.kind, e.mitigation) for e in events}
+    assert (AuditKind.MITIGATION_INSTALLED, "scrub_freed_kv") in kinds
+    assert any(e.kind == AuditKind.POLICY_EVALUATED for e in events)
+
+
+def test_refuses_a_deny_with_the_rules_listed(tiny_model: Path, plugin_config: Any, events: list[AuditEvent]) -> None:
+    plugin_config(BASELINE)
+    with pytest.raises(EnforcementError) as caught:
+        make_engine(tiny_model, kv_events_config={"enable_kv_cache_events": True, "publisher": "null"})
+    message = caught.value.one_line()
+    assert message.startswith("pccguard refuses to start vllm")
+    assert "PCC-P-004" in message and "PCC-S-019" in message
+    refused = [e for e in events if e.kind == AuditKind.STARTUP_REFUSED]
+    assert refused and "PCC-P-004" in refused[0].rule_ids
+
+
+def test_refuses_on_an_internal_error(
+    tiny_model: Path, plugin_config: Any, monkeypatch: pytest.MonkeyPatch, events: list[AuditEvent]
+) -> None:
+    plugin_config(BASELINE)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("policy engine exploded")
+
+    monkeypatch.setattr(plan_module, "_evaluate", broken)
+    with pytest.raises(EnforcementError, match="internal error \\(fail-closed\\)"):
+        make_engine(tiny_model)
+    assert any(e.kind == AuditKind.STARTUP_REFUSED and e.reason == "internal_error" for e in events)
+
+
+def test_refuses_on_a_broken_configuration_file(tiny_model: Path, plugin_config: Any) -> None:
+    plugin_config("profile: pcc-strict\nfail_mode: sometimes\n")
+    with pytest.raises(EnforcementError, match="fail-closed"):
+        make_engine(tiny_model)
+
+
+def test_refuses_a_foreign_scheduler(tiny_model: Path, plugin_config: Any) -> None:
+    plugin_config(BASELINE)
+    with pytest.raises(EnforcementError, match="scheduler-cls"):
+        make_engine(tiny_model, scheduler_cls="vllm.v1.core.sched.scheduler.Scheduler")
+
+
+def test_engine_core_refuses_a_config_built_around_the_plugin(tiny_model: Path, plugin_config: Any) -> None:
+    """A configuration that names pccguard's scheduler but skipped the check is checked by the scheduler itself."""
+    plugin_config("enabled: false\n")
+    from vllm.engine.arg_utils import EngineArgs
+
+    config = EngineArgs(
+        model=str(tiny_model),
+        skip_tokenizer_init=True,
+        max_model_len=512,
+        num_gpu_blocks_override=40,
+        distributed_executor_backend=CpuTestExecutor,
+        kv_events_config={"enable_kv_cache_events": True, "publisher": "null"},
+        scheduler_cls="pccguard.adapters.vllm.runtime.scheduler.PccguardScheduler",
+    ).create_engine_config()
+    plugin_config(BASELINE)
+    with pytest.raises(EnforcementError, match="PCC-P-004"):
+        EngineCore(config, CpuTestExecutor, log_stats=False)
+
+
+def test_disabled_plugin_leaves_vllm_alone(tiny_model: Path, plugin_config: Any) -> None:
+    plugin_config("enabled: false\n")
+    engine = make_engine(tiny_model)
+    assert type(engine.scheduler).__name__ == "Scheduler"
+    assert PLAN_KEY not in engine.vllm_config.additional_config
