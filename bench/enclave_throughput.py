@@ -62,67 +62,69 @@ def budget_elems(hidden: int, q_dim: int, kv_dim: int, inter: int) -> tuple[int,
     return up, down
 
 
-def time_runs(fn: Any, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def bench_unprotected(model_dir: Path, adapter_dir: Path, prompt: list[int], new: int, repeats: int) -> float:
-    torch.set_num_threads(os.cpu_count() or 1)
-    model = synthetic.reference_model(model_dir, adapter_dir).merge_and_unload().eval()
-    synthetic.reference_greedy(model, prompt, 2)
-    seconds = time_runs(lambda: synthetic.reference_greedy(model, prompt, new), repeats)
-    return seconds
-
-
-def bench_executor(
-    model_dir: Path, adapter_dir: Path, prompt: list[int], new: int, repeats: int, *, hybrid: bool
+def bench_all(
+    model_dir: Path, adapter_dir: Path, prompt: list[int], new: int, repeats: int
 ) -> dict[str, Any]:
+    """Time the three modes round-robin (``repeats`` rounds, best per mode) so load drift hits all alike."""
     cores = os.cpu_count() or 1
-    plan = default_plan() if hybrid else all_enclave_plan()
-    threads = max(1, cores // 2) if hybrid else cores
+    half = max(1, cores // 2)
+    reference = synthetic.reference_model(model_dir, adapter_dir).merge_and_unload().eval()
     start = time.perf_counter()
-    with HybridExecutor.start(
+    tee = HybridExecutor.start(
+        model_dir, adapter_dir, plan=all_enclave_plan(), enclave_threads=cores, timeout_s=600
+    )
+    tee_startup = time.perf_counter() - start
+    start = time.perf_counter()
+    hyb = HybridExecutor.start(
         model_dir,
         adapter_dir,
-        plan=plan,
-        enclave_threads=threads,
-        accelerator_threads=max(1, cores - threads),
+        plan=default_plan(),
+        enclave_threads=half,
+        accelerator_threads=max(1, cores - half),
         timeout_s=600,
-    ) as ex:
-        startup = time.perf_counter() - start
-        rows = len(prompt) + new - 1  # rows each group processes per request
-        offline = ex.precompute(rows * (repeats + 1)) if hybrid else 0.0
-        ex.generate(prompt, new)  # warm-up, also consumes its own precomputed rows
-        before = ex.stats()
-        online = time_runs(lambda: ex.generate(prompt, new), repeats)
-        after = ex.stats()
-    result: dict[str, Any] = {
-        "seconds": online,
-        "startup_s": startup,
+    )
+    hyb_startup = time.perf_counter() - start
+    try:
+        rows = len(prompt) + new - 1  # token rows through each layer group per request
+        offline = hyb.precompute(rows * (repeats + 1))
+        torch.set_num_threads(cores)
+        synthetic.reference_greedy(reference, prompt, 2)  # warm-up
+        tee.generate(prompt, 2)
+        hyb.generate(prompt, new)  # warm-up; consumes its own precomputed rows
+        before = hyb.stats()
+        times: dict[str, list[float]] = {"unprotected": [], "all_enclave": [], "hybrid": []}
+        for _ in range(repeats):
+            for name, fn in (
+                ("unprotected", lambda: synthetic.reference_greedy(reference, prompt, new)),
+                ("all_enclave", lambda: tee.generate(prompt, new)),
+                ("hybrid", lambda: hyb.generate(prompt, new)),
+            ):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        after = hyb.stats()
+    finally:
+        tee.close()
+        hyb.close()
+    rows_done = rows * repeats  # token rows through each layer group (prefill rows included)
+    steps = new * repeats  # forward passes = generated tokens (lm_head runs once per pass)
+
+    def per(group: str, field_name: str) -> float:
+        count = after[field_name].get(group, 0) - before[field_name].get(group, 0)
+        return count / (steps if group == "lm_head" else rows_done)
+
+    groups = list(after["elems_up"])
+    return {
+        "times": times,
+        "best": {k: min(v) for k, v in times.items()},
+        "startup_s": {"all_enclave": tee_startup, "hybrid": hyb_startup},
         "offline_s": offline,
-        "offline_s_per_token": offline / (rows * (repeats + 1)) if hybrid else 0.0,
+        "offline_s_per_token": offline / (rows * (repeats + 1)),
+        "elems_up_per_token": {g: per(g, "elems_up") for g in groups},
+        "elems_down_per_token": {g: per(g, "elems_down") for g in groups},
+        "pool_miss_rows": after["pool_miss_rows"] - before["pool_miss_rows"],
+        "rounds_per_token": (after["rounds"] - before["rounds"]) / steps,
     }
-    if hybrid:
-        rows_done = rows * repeats  # token rows through each layer group (prefill rows included)
-        steps = new * repeats  # forward passes = generated tokens (lm_head runs once per pass)
-
-        def per(group: str, field_name: str) -> float:
-            count = after[field_name].get(group, 0) - before[field_name].get(group, 0)
-            return count / (steps if group == "lm_head" else rows_done)
-
-        groups = list(after["elems_up"])
-        result |= {
-            "elems_up_per_token": {g: per(g, "elems_up") for g in groups},
-            "elems_down_per_token": {g: per(g, "elems_down") for g in groups},
-            "pool_miss_rows": after["pool_miss_rows"] - before["pool_miss_rows"],
-            "rounds_per_token": (after["rounds"] - before["rounds"]) / steps,
-        }
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--prompt", type=int, default=16)
     ap.add_argument("--new", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
 
@@ -154,9 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         lora = synthetic.make_lora(base, Path(tmp) / "lora", rank=args.rank, alpha=2.0 * args.rank)
         prompt = [(7 * i + 3) % args.vocab for i in range(args.prompt)]
-        unprotected = bench_unprotected(base, lora, prompt, args.new, args.repeats)
-        enclave = bench_executor(base, lora, prompt, args.new, args.repeats, hybrid=False)
-        hybrid = bench_executor(base, lora, prompt, args.new, args.repeats, hybrid=True)
+        hybrid = bench_all(base, lora, prompt, args.new, args.repeats)
+    best = hybrid["best"]
+    unprotected = best["unprotected"]
+    info["loadavg_after"] = os.getloadavg()
 
     head_dim = args.hidden // args.heads
     up_b, down_b = budget_elems(
@@ -168,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     tok = args.new
     rows = [
         ("unprotected (transformers, fp32)", unprotected),
-        ("all-in-enclave (TEE-only)", enclave["seconds"]),
-        ("hybrid Mode P, online", hybrid["seconds"]),
+        ("all-in-enclave (TEE-only)", best["all_enclave"]),
+        ("hybrid Mode P, online", best["hybrid"]),
     ]
     print(
         f"machine: {info['nproc']} cores, {info['cpu']}, {info['ram_gib']} GiB RAM, torch {info['torch']}, "
@@ -187,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         f"hybrid offline precompute: {hybrid['offline_s_per_token'] * 1e3:.1f} ms per token "
         f"(enclave, one GEMM pass in exact field arithmetic); pool misses online: {hybrid['pool_miss_rows']}"
     )
-    print(f"hybrid / all-in-enclave time: {hybrid['seconds'] / enclave['seconds']:.2f}")
+    print(
+        f"hybrid / all-in-enclave time: {best['hybrid'] / best['all_enclave']:.2f}; "
+        f"load average after the run: {info['loadavg_after'][0]:.2f} on {info['nproc']} cores"
+    )
     print(
         f"traffic per token per layer: up {up:.0f} + down {down:.0f} = {up + down:.0f} elements "
         f"(budget formula: {up_b} + {down_b} = {up_b + down_b}); "
@@ -195,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(the notes assume 4 B: {(up_b + down_b) * 4 / 1024:.1f} KiB); "
         f"lm_head adds {hybrid['elems_up_per_token'].get('lm_head', 0):.0f} + "
         f"{hybrid['elems_down_per_token'].get('lm_head', 0):.0f} per token; "
-        f"{hybrid['rounds_per_token']:.1f} round trips per token"
+        f"{hybrid['rounds_per_token']:.1f} round trips per generated token"
     )
     if args.json:
         args.json.write_text(
@@ -203,9 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "machine": info,
                     "args": vars(args) | {"json": str(args.json)},
-                    "unprotected_s": unprotected,
-                    "all_enclave": enclave,
-                    "hybrid": hybrid,
+                    "results": hybrid,
                     "budget_elems": [up_b, down_b],
                     "elems_per_token_layer": [up, down],
                 },

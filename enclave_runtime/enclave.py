@@ -71,6 +71,8 @@ class EnclaveServer:
         if accel is not None:
             self.accel_device = str(self.linear._call(Message("ping"), expect="ok").meta.get("device"))
         self.broken: str | None = None
+        self.last_beat = time.monotonic()
+        self.linear.on_round = self._heartbeat
         self.current: RequestState | None = None
         self.last_wiped: RequestState | None = None
         self.requests = 0
@@ -126,7 +128,14 @@ class EnclaveServer:
         return reply
 
     def _progress(self, done: int) -> None:
+        self.last_beat = time.monotonic()
         self.host.send(Message("progress", {"tokens": done}))
+
+    def _heartbeat(self) -> None:
+        """Tell the host we are alive during a long prefill (its timeout is per message)."""
+        if self.current is not None and time.monotonic() - self.last_beat > self.linear.timeout / 4:
+            self.last_beat = time.monotonic()
+            self.host.send(Message("progress", {"tokens": len(self.current.tokens)}))
 
     def inspect(self) -> Message:
         if not self.debug:
@@ -172,7 +181,10 @@ class EnclaveServer:
                 break
             if msg.kind == "shutdown":
                 break
-            reply = self.handle(msg)
+            try:
+                reply = self.handle(msg)
+            except (KeyError, TypeError, ValueError) as exc:  # malformed host input never kills the enclave
+                reply = Message("error", {"code": "bad_request", "message": type(exc).__name__})
             if reply is not None:
                 self.host.send(reply)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -82,42 +83,53 @@ class Stats:
         }
 
 
+@dataclass
+class _Chunk:
+    r: torch.Tensor
+    u: torch.Tensor
+    offset: int = 0
+
+    @property
+    def left(self) -> int:
+        return int(self.r.shape[0]) - self.offset
+
+
 class MaskPool:
     """Precomputed ``(r, u = r·W_q mod p)`` rows per group; each row is handed out once, then zeroed."""
 
     def __init__(self) -> None:
-        self.chunks: dict[Key, deque[list[torch.Tensor | int]]] = defaultdict(deque)
+        self.chunks: dict[Key, deque[_Chunk]] = defaultdict(deque)
 
     def add(self, key: Key, r: torch.Tensor, u: torch.Tensor) -> None:
-        self.chunks[key].append([r, u, 0])
+        self.chunks[key].append(_Chunk(r, u))
 
     def available(self, key: Key) -> int:
-        return sum(c[0].shape[0] - c[2] for c in self.chunks[key])  # type: ignore[union-attr,operator]
+        return sum(c.left for c in self.chunks[key])
 
     def take(self, key: Key, n: int) -> tuple[list[torch.Tensor], list[torch.Tensor], int]:
+        """Up to ``n`` rows as copies; the pool's own rows are zeroed as they are handed out."""
         rs, us = [], []
         got = 0
         queue = self.chunks[key]
         while got < n and queue:
-            r, u, off = queue[0]
-            assert isinstance(r, torch.Tensor) and isinstance(u, torch.Tensor) and isinstance(off, int)
-            k = min(n - got, r.shape[0] - off)
-            rs.append(r[off : off + k].clone())
-            us.append(u[off : off + k].clone())
-            r[off : off + k].zero_()
-            u[off : off + k].zero_()
+            c = queue[0]
+            k = min(n - got, c.left)
+            sl = slice(c.offset, c.offset + k)
+            rs.append(c.r[sl].clone())
+            us.append(c.u[sl].clone())
+            c.r[sl].zero_()
+            c.u[sl].zero_()
             got += k
-            queue[0][2] = off + k
-            if off + k == r.shape[0]:
+            c.offset += k
+            if c.left == 0:
                 queue.popleft()
         return rs, us, got
 
     def wipe(self) -> None:
         for queue in self.chunks.values():
-            for r, u, _ in queue:
-                assert isinstance(r, torch.Tensor) and isinstance(u, torch.Tensor)
-                r.zero_()
-                u.zero_()
+            for c in queue:
+                c.r.zero_()
+                c.u.zero_()
         self.chunks.clear()
 
 
@@ -138,6 +150,7 @@ class GroupExecutor:
         self.obfuscated: dict[Key, Obfuscated] = {}
         self.merged: set[Key] = set()
         self.secrets_sink: list[torch.Tensor] | None = None
+        self.on_round: Callable[[], None] | None = None  # heartbeat hook of the enclave loop
         self.d_out: dict[Key, int] = {}
         self._setup(weights)
 
@@ -213,6 +226,8 @@ class GroupExecutor:
         if field_elems and "y" not in reply.field_names:
             raise IntegrityError("accelerator reply is not a field tensor")
         name = key[1]
+        if self.on_round is not None:
+            self.on_round()
         self.stats.rounds += 1
         self.stats.bytes_up[name] += msg.nbytes()
         self.stats.bytes_down[name] += reply.nbytes()

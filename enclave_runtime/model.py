@@ -16,6 +16,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from pccguard.enclave_runtime.errors import ModelFormatError
@@ -41,28 +42,31 @@ class LlamaSpec:
     rope_params: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, object]) -> LlamaSpec:
+    def from_config(cls, cfg: dict[str, Any]) -> LlamaSpec:
         if cfg.get("model_type", "llama") != "llama":
             raise ModelFormatError(f"model_type {cfg.get('model_type')!r} is not llama")
-        hidden = int(cfg["hidden_size"])  # type: ignore[call-overload]
-        heads = int(cfg["num_attention_heads"])  # type: ignore[call-overload]
+        hidden = _int(cfg, "hidden_size")
+        heads = _int(cfg, "num_attention_heads")
         rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
         if not isinstance(rope, dict):
             raise ModelFormatError("rope parameters must be an object")
         rope_type = str(rope.get("rope_type", rope.get("type", "default")))
-        theta = float(rope.get("rope_theta", cfg.get("rope_theta", 10000.0)))  # type: ignore[arg-type]
         if rope_type not in ("default", "llama3"):
             raise ModelFormatError(f"rope type {rope_type!r} is not supported (default, llama3)")
-        head_dim = cfg.get("head_dim") or hidden // heads
+        try:
+            theta = float(rope.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+            eps = float(cfg.get("rms_norm_eps", 1e-6))
+        except (TypeError, ValueError) as exc:
+            raise ModelFormatError(f"bad rope_theta or rms_norm_eps: {exc}") from exc
         return cls(
             hidden=hidden,
-            intermediate=int(cfg["intermediate_size"]),  # type: ignore[call-overload]
-            n_layers=int(cfg["num_hidden_layers"]),  # type: ignore[call-overload]
+            intermediate=_int(cfg, "intermediate_size"),
+            n_layers=_int(cfg, "num_hidden_layers"),
             n_heads=heads,
-            n_kv_heads=int(cfg.get("num_key_value_heads") or heads),  # type: ignore[call-overload]
-            head_dim=int(head_dim),  # type: ignore[call-overload]
-            vocab=int(cfg["vocab_size"]),  # type: ignore[call-overload]
-            eps=float(cfg.get("rms_norm_eps", 1e-6)),  # type: ignore[arg-type]
+            n_kv_heads=_int(cfg, "num_key_value_heads", heads),
+            head_dim=_int(cfg, "head_dim", hidden // heads),
+            vocab=_int(cfg, "vocab_size"),
+            eps=eps,
             tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
             rope_type=rope_type,
             rope_theta=theta,
@@ -110,6 +114,18 @@ class LlamaSpec:
             medium = (wavelen >= high_wl) & (wavelen <= low_wl)
             inv = torch.where(medium, smoothed, scaled)
         return inv
+
+
+def _int(cfg: dict[str, Any], key: str, default: int | None = None) -> int:
+    """A positive integer config field (``None`` in the file means the default)."""
+    value = cfg.get(key)
+    if value is None:
+        if default is None:
+            raise ModelFormatError(f"config.json lacks {key}")
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ModelFormatError(f"config.json {key} must be a positive integer")
+    return value
 
 
 @dataclass

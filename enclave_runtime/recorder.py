@@ -52,7 +52,8 @@ class Transcript:
     def save(self, path: str | Path) -> Path:
         out = Path(path)
         index = json.dumps([e.__dict__ for e in self.entries])
-        np.savez(out, __index__=np.array(index), **self.arrays)
+        arrays: dict[str, Any] = {"__index__": np.array(index), **self.arrays}
+        np.savez(out, **arrays)
         return out
 
     @classmethod

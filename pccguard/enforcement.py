@@ -55,7 +55,12 @@ def decide_startup(
     """
     available = set(installable)
     first = evaluator.evaluate(facts, waivers=waivers, fail_on=fail_on)
-    wanted = {r.rule.mitigation for r in first.results if r.verdict in (Verdict.FAIL, Verdict.WARN)}
+    wanted = {
+        finding.mitigation
+        for result in first.results
+        if result.verdict in (Verdict.FAIL, Verdict.WARN)
+        for finding in result.findings
+    }
     install = sorted((wanted & available) | (set(always) & available))
     final = evaluator.evaluate(with_mitigations(facts, install), waivers=waivers, fail_on=fail_on)
     return StartupDecision(report=final, install=install, blocking=final.failing())

@@ -16,9 +16,10 @@ from typing import Any
 from pccguard import __version__
 from pccguard.catalog import Catalog, load_catalog
 from pccguard.engines.base import DecisionDocument, PolicyEngine
-from pccguard.errors import EngineError
+from pccguard.errors import EngineError, InputError
 from pccguard.facts import DeploymentFacts
 from pccguard.metadata import RuleMeta
+from pccguard.mitigations import is_valid_mitigation
 from pccguard.profiles import Profile
 from pccguard.results import FindingResult, Report, RuleResult, Verdict, WaiverRef, summarize
 from pccguard.rulebook import Rulebook
@@ -46,6 +47,8 @@ def _show(value: Any) -> str:
         return "unknown"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # engines differ: OPA answers 3600.0 where regopy answers 3600
     if isinstance(value, list):
         return ", ".join(_show(v) for v in value) or "none"
     return str(value)
@@ -151,11 +154,15 @@ class Evaluator:
         if not decision["applicable"][pkg]:
             return result(Verdict.NOT_APPLICABLE)
         unknown_fails = self.profile.params.get("unknown_facts") == "fail"
-        deny = [self._finding(rule, f, facts, facts_doc) for f in decision["deny"].get(pkg, [])]
-        warn = [self._finding(rule, f, facts, facts_doc) for f in decision["warn"].get(pkg, [])]
+        try:
+            deny = [self._finding(rule, f, facts, facts_doc) for f in decision["deny"].get(pkg, [])]
+            warn = [self._finding(rule, f, facts, facts_doc) for f in decision["warn"].get(pkg, [])]
+        except InputError as exc:
+            return result(Verdict.ERROR, reason=exc.one_line())
         if unknown_fails:
             deny += [f for f in warn if f.unknown]
             warn = [f for f in warn if not f.unknown]
+        active = set(facts.runtime.mitigations_active)
         if deny:
             waiver = waivers.find(rule.id, facts.deployment.name) if waivers else None
             if waiver is not None:
@@ -168,12 +175,17 @@ class Evaluator:
                     status="active",
                 )
                 return result(Verdict.WAIVED, deny + warn, waiver=ref, reason=waiver.justification)
-            if rule.mitigation in facts.runtime.mitigations_active:
-                return result(Verdict.ENFORCED, deny + warn, reason=f"mitigation {rule.mitigation} is active")
+            needed = sorted({f.mitigation for f in deny + warn})
+            if active.issuperset(needed):
+                return result(Verdict.ENFORCED, deny + warn, reason=f"mitigation {', '.join(needed)} active")
             if rule.id in self.profile.advisory:
                 return result(Verdict.WARN, deny + warn, reason=f"advisory under profile {self.profile.name}")
-            return result(Verdict.FAIL, deny + warn)
+            missing = [m for m in needed if m not in active]
+            return result(Verdict.FAIL, deny + warn, reason=f"needs {', '.join(missing)}")
         if warn:
+            needed = sorted({f.mitigation for f in warn})
+            if active.issuperset(needed):
+                return result(Verdict.ENFORCED, warn, reason=f"mitigation {', '.join(needed)} active")
             return result(Verdict.WARN, warn)
         return result(Verdict.PASS)
 
@@ -184,6 +196,9 @@ class Evaluator:
         params = raw.get("params") or {}
         fact = raw.get("fact") if isinstance(raw.get("fact"), str) else None
         unknown = raw.get("unknown") is True
+        mitigation = raw.get("mitigation", rule.mitigation)
+        if not isinstance(mitigation, str) or not is_valid_mitigation(mitigation):
+            raise InputError(f"rule {rule.id} raised a finding with unknown mitigation id {mitigation!r}")
         if unknown:
             message = f"fact {fact or '?'} is unknown"
         else:
@@ -193,5 +208,6 @@ class Evaluator:
             fact=fact,
             params=params,
             unknown=unknown,
+            mitigation=mitigation,
             location=facts.provenance_for(fact) if fact else None,
         )

@@ -59,11 +59,14 @@ def load_fixture(rule_id: str, path: Path) -> Fixture:
         raise InputError("a fixture has keys expect, facts and optionally profile", where=str(path))
     if data["expect"] not in _VERDICTS:
         raise InputError(f"unknown expected verdict {data['expect']!r}", where=str(path))
+    profile = str(data.get("profile", DEFAULT_PROFILE))
+    if profile.endswith((".yaml", ".yml", ".json")) and not Path(profile).is_absolute():
+        profile = str(path.parent / profile)  # relative to the fixture, not the working directory
     return Fixture(
         rule_id=rule_id,
         path=path,
         expect=Verdict(data["expect"]),
-        profile=str(data.get("profile", DEFAULT_PROFILE)),
+        profile=profile,
         facts=data["facts"],
     )
 
@@ -75,7 +78,10 @@ def discover(rulebook: Rulebook, only: set[str] | None = None) -> list[Fixture]:
         if not folder.is_dir():
             continue
         for rule_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
-            if rule_dir.name not in rulebook.rules or (only and rule_dir.name not in only):
+            if rule_dir.name not in rulebook.rules:
+                # A typo in a folder name would otherwise mean its fixtures silently never run.
+                raise InputError(f"fixture folder names no rule in the rulebook: {rule_dir.name}", where=str(rule_dir))
+            if only and rule_dir.name not in only:
                 continue
             for path in sorted([*rule_dir.glob("*.yaml"), *rule_dir.glob("*.json")]):
                 found[(rule_dir.name, path.name)] = load_fixture(rule_dir.name, path)

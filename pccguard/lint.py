@@ -62,6 +62,7 @@ FORBIDDEN: tuple[tuple[str, re.Pattern[str], str], ...] = (
         re.compile(r"^[A-Za-z_]\w*(\[[^\]]*\])?(\s*=\s*[^{:=\n]+)?\s*\{\s*$", re.M),
         "v0 rule syntax (a rule body needs `if`)",
     ),
+    ("PCC113", re.compile(r"\(\?[a-zA-Z]+\)"), "inline regex flags like (?i) fail on regopy; lower-case the value instead"),
     ("PCC112", re.compile(r"\binput\.profile\b(?!\.params)"), "rules may read only input.profile.params"),
 )
 
@@ -70,7 +71,7 @@ _STRING = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`')
 
 
 #: Checks that look inside string literals (format verbs); the others ignore strings.
-_IN_STRINGS = {"PCC104"}
+_IN_STRINGS = {"PCC104", "PCC113"}
 
 
 def _blank(match: re.Match[str]) -> str:

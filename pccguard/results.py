@@ -55,6 +55,7 @@ class FindingResult(_Frozen):
     fact: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     unknown: bool = False
+    mitigation: str = Field(description="The mitigation that would satisfy this finding")
     location: Provenance | None = None
 
 

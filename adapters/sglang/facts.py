@@ -433,7 +433,8 @@ def _scheduling(f: _Facts, environ: Mapping[str, str]) -> None:
         f.put("optimizations.machine_level_scheduler.inside_trust_boundary", True,
               why=_default("the data-parallel controller runs inside the engine", "--dp-size"))
         f.put("optimizations.machine_level_scheduler.uses_prompt_content", False, from_field="load_balance_method")
-    f.put("optimizations.instance_flip.enabled", f.get("disaggregation_mode") in ("prefill", "decode") or None,
+    # Roles (and /pd_role_switch flips between them) exist only with PD disaggregation.
+    f.put("optimizations.instance_flip.enabled", f.get("disaggregation_mode") in ("prefill", "decode"),
           from_field="disaggregation_mode")
     profiler_dir = environ.get("SGLANG_TORCH_PROFILER_DIR")
     f.put("optimizations.global_profiling.enabled", bool(profiler_dir),

@@ -21,7 +21,7 @@ def static_check_active() -> bool:
     return _static_checks > 0
 
 
-class static_check:  # noqa: N801 - used as a context manager, reads like a statement
+class static_check:
     """Mark a static check (``pccguard check --engine vllm``) for the duration of a ``with`` block."""
 
     def __enter__(self) -> None:

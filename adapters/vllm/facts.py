@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from pccguard.adapters.vllm import static_check
 from pccguard.adapters.vllm.builder import REDACTED, SECRET_FLAGS, FactBuilder, show
+
 from pccguard.facts import DeploymentFacts, Provenance
 
 ENGINE = "vllm"
@@ -126,11 +128,45 @@ def _memory(b: FactBuilder, s: _Sources) -> None:
     b.set("optimizations.prefix_caching.hash_algorithm", algo, s.flag("prefix_caching_hash_algo", algo))
 
 
-def _offload_and_transfer(b: FactBuilder, s: _Sources) -> None:
-    cache = s.config.cache_config
+def _transfer_config(s: _Sources) -> tuple[Any, Any]:
+    """The resolved KV transfer config and offload size, or the raw intent when this machine could not resolve it.
+
+    vLLM folds ``--kv-offloading-size`` into a connector at resolution; without
+    the connector's package installed here, the same folding is done from the
+    raw arguments (``native`` -> OffloadingConnector, ``lmcache`` -> LMCacheMPConnector).
+    """
     ktc = s.config.kv_transfer_config
+    gib = getattr(s.config.cache_config, "kv_offloading_size", None)
+    if ktc is not None or s.raw is None:
+        return ktc, gib
+    raw = s.raw_value("kv_transfer_config")
+    raw_gib = s.raw_value("kv_offloading_size")
+    if raw is not None:
+        data = (
+            raw if isinstance(raw, dict) else {k: getattr(raw, k, None) for k in ("kv_connector", "kv_role")}
+        )
+        return SimpleNamespace(
+            kv_connector=data.get("kv_connector"),
+            kv_role=data.get("kv_role"),
+            kv_connector_extra_config=dict(data.get("kv_connector_extra_config") or {}),
+            kv_connector_module_path=data.get("kv_connector_module_path"),
+        ), raw_gib
+    if raw_gib:
+        backend = s.raw_value("kv_offloading_backend", "native")
+        connector = "LMCacheMPConnector" if backend == "lmcache" else "OffloadingConnector"
+        extra = {} if backend == "lmcache" else {"cpu_bytes_to_use": int(float(raw_gib) * 2**30)}
+        return SimpleNamespace(
+            kv_connector=connector,
+            kv_role="kv_both",
+            kv_connector_extra_config=extra,
+            kv_connector_module_path=None,
+        ), raw_gib
+    return None, None
+
+
+def _offload_and_transfer(b: FactBuilder, s: _Sources) -> None:
+    ktc, offload_gib = _transfer_config(s)
     connector = getattr(ktc, "kv_connector", None) if ktc is not None else None
-    offload_gib = getattr(cache, "kv_offloading_size", None)
     if offload_gib:
         prov = s.flag("kv_offloading_size", offload_gib)
     else:
@@ -203,7 +239,9 @@ def _speculative_intent(s: _Sources) -> dict[str, Any] | None:
     if resolved is not None and getattr(resolved, "method", None):
         return {
             "method": resolved.method,
-            "suffix_decoding_max_cached_requests": getattr(resolved, "suffix_decoding_max_cached_requests", None),
+            "suffix_decoding_max_cached_requests": getattr(
+                resolved, "suffix_decoding_max_cached_requests", None
+            ),
         }
     raw = s.raw_value("speculative_config")
     intent = dict(raw) if isinstance(raw, dict) else {}
@@ -373,7 +411,9 @@ def _events_and_telemetry(b: FactBuilder, s: _Sources) -> None:
     b.set("observability.metrics.enabled", serving, mprov)
     if serving:
         b.set(
-            "observability.metrics.cache_hit_metrics", bool(s.config.cache_config.enable_prefix_caching), mprov
+            "observability.metrics.cache_hit_metrics",
+            bool(s.config.cache_config.enable_prefix_caching),
+            mprov,
         )
         b.set("observability.metrics.authenticated", False, mprov)
 
@@ -412,7 +452,9 @@ def _api_and_endpoints(b: FactBuilder, s: _Sources) -> list[dict[str, Any]]:
     keys = [keys] if isinstance(keys, str) else list(keys)
     env_key = bool(s.environ.get("VLLM_API_KEY"))
     auth = bool(keys) or env_key
-    aprov = s.flag("api_key", bool(keys)) if keys or not env_key else Provenance(kind="env", name="VLLM_API_KEY")
+    aprov = (
+        s.flag("api_key", bool(keys)) if keys or not env_key else Provenance(kind="env", name="VLLM_API_KEY")
+    )
     if env_key and not keys:
         aprov = Provenance(kind="env", name="VLLM_API_KEY", value=REDACTED)
     serving = s.frontend is not None
@@ -441,7 +483,9 @@ def _api_and_endpoints(b: FactBuilder, s: _Sources) -> list[dict[str, Any]]:
     endpoints.append({"path": "/metrics", "purpose": "metrics", "enabled": True, "authenticated": False})
     if dev:
         # vLLM's dev routes sit outside /v1, so --api-key does not guard them.
-        endpoints += [{"path": p, "purpose": k, "enabled": True, "authenticated": False} for p, k in DEV_ENDPOINTS]
+        endpoints += [
+            {"path": p, "purpose": k, "enabled": True, "authenticated": False} for p, k in DEV_ENDPOINTS
+        ]
     if b.get("observability.profiler.enabled"):
         for path in ("/start_profile", "/stop_profile"):
             endpoints.append({"path": path, "purpose": "profiler", "enabled": True, "authenticated": False})
@@ -449,7 +493,9 @@ def _api_and_endpoints(b: FactBuilder, s: _Sources) -> list[dict[str, Any]]:
         for path in ("/v1/load_lora_adapter", "/v1/unload_lora_adapter"):
             endpoints.append({"path": path, "purpose": "weights", "enabled": True, "authenticated": auth})
     if s.front("enable_tokenizer_info_endpoint", False):
-        endpoints.append({"path": "/tokenizer_info", "purpose": "debug", "enabled": True, "authenticated": auth})
+        endpoints.append(
+            {"path": "/tokenizer_info", "purpose": "debug", "enabled": True, "authenticated": auth}
+        )
     return endpoints
 
 

@@ -35,6 +35,13 @@ class Parsed:
 
 
 def _first_line(exc: BaseException) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # pydantic: the first error's message, not "1 validation error for ..."
+        try:
+            first = errors()[0]
+            return f"{type(exc).__name__}: {first.get('msg', '')}"[:300]
+        except Exception:
+            pass
     text = str(exc).strip() or type(exc).__name__
     for line in text.splitlines():
         line = line.strip()
@@ -129,8 +136,13 @@ def _parse(argv: list[str]) -> tuple[Any, Any, dict[str, str], dict[str, str]]:
     return args, engine_args, explicit, options
 
 
-#: Options the CPU platform (or a missing optional package) rejects; dropped for resolution only.
-def _sanitized(engine_args: Any) -> tuple[Any, list[str]]:
+def _sanitized(engine_args: Any, tier: int) -> tuple[Any, list[str]]:
+    """Drop options the checking machine cannot resolve; their raw intent stays in ``engine_args``.
+
+    Tier 1: CUDA-only options (sleep mode, speculative decoding that needs a draft
+    model or an optional package). Tier 2 also: KV connectors whose optional
+    package (LMCache, NIXL, ...) is not installed here.
+    """
     changes: dict[str, Any] = {}
     if getattr(engine_args, "enable_sleep_mode", False):
         changes["enable_sleep_mode"] = False
@@ -139,6 +151,11 @@ def _sanitized(engine_args: Any) -> tuple[Any, list[str]]:
         for name in ("spec_method", "spec_model", "spec_tokens"):
             if hasattr(engine_args, name):
                 changes[name] = None
+    if tier >= 2:
+        if getattr(engine_args, "kv_transfer_config", None) is not None:
+            changes["kv_transfer_config"] = None
+        if getattr(engine_args, "kv_offloading_size", None):
+            changes["kv_offloading_size"] = None
     return dataclasses.replace(engine_args, **changes), sorted(changes)
 
 
@@ -153,11 +170,16 @@ def parse_serve_args(argv: list[str], environ: Mapping[str, str] | None = None) 
             return Parsed(args, engine_args, config, explicit, options)
         except Exception as exc:
             first_error = _first_line(exc)
-        sanitized, dropped = _sanitized(engine_args)
-        if dropped:
+            missing_package = isinstance(exc, ImportError)
+        tried: list[str] = []
+        for tier in (1, 2) if missing_package else (1,):
+            sanitized, dropped = _sanitized(engine_args, tier)
+            if not dropped or dropped == tried:
+                continue
+            tried = dropped
             try:
                 config = sanitized.create_engine_config()
                 return Parsed(args, engine_args, config, explicit, options, dropped, first_error)
             except Exception:
-                pass
+                continue
     raise UsageError(f"vllm could not resolve the engine configuration: {first_error}")

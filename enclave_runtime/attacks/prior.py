@@ -33,6 +33,21 @@ def prior_matching(w_seen: np.ndarray, w_pub: np.ndarray) -> tuple[np.ndarray, n
     return w_hat, perm
 
 
+def prior_matching_rows(w_seen: np.ndarray, w_pub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The same on rows (an input-channel permutation and per-row scaling)."""
+    w_hat, perm = prior_matching(w_seen.T, w_pub.T)
+    return w_hat.T, perm
+
+
+def prior_matching_both(w_seen: np.ndarray, w_pub: np.ndarray, rounds: int = 2) -> np.ndarray:
+    """Alternate column and row matching (a two-sided permutation with scaling)."""
+    w_hat = w_seen
+    for _ in range(rounds):
+        w_hat, _ = prior_matching(w_hat, w_pub)
+        w_hat, _ = prior_matching_rows(w_hat, w_pub)
+    return w_hat
+
+
 def global_scale(w_seen: np.ndarray, w_pub: np.ndarray) -> np.ndarray:
     """SOTER attack: one scalar ``θ̂ = sqrt(var(W_seen)/var(W_pub))``."""
     theta = np.sqrt(np.var(w_seen) / max(np.var(w_pub), 1e-300))

@@ -34,6 +34,6 @@ def ridge_probe(
     return float(np.mean(pred == (labels[test] > 0.5))), len(test)
 
 
-def chance_bound(n_test: int, sigmas: float = 3.0) -> float:
+def chance_bound(n_test: int, sigmas: float = 4.0) -> float:
     """Accuracy above which a probe is not at chance (binomial, ``sigmas`` standard deviations)."""
     return 0.5 + sigmas * 0.5 / math.sqrt(max(n_test, 1))

@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 from pccguard.enclave_runtime.attacks import metrics as M
 from pccguard.enclave_runtime.attacks.lstsq import fit_linear, rescale_to_prior
-from pccguard.enclave_runtime.attacks.prior import global_scale, prior_matching
+from pccguard.enclave_runtime.attacks.prior import (
+    global_scale,
+    prior_matching,
+    prior_matching_both,
+    prior_matching_rows,
+)
 from pccguard.enclave_runtime.attacks.probe import chance_bound, ridge_probe
 from pccguard.enclave_runtime.attacks.procrustes import procrustes
 from pccguard.enclave_runtime.attacks.view import AttackerView
@@ -86,7 +91,7 @@ def _score(
 
 
 def attack_weights(view: AttackerView, weights: LlamaWeights, *, max_cols: int = 4096) -> list[AttackRow]:
-    """Prior matching, global scale, Procrustes and least squares on every group with a private delta."""
+    """Prior matching (columns, rows, both), global scale, Procrustes and least squares, per private group."""
     rows: list[AttackRow] = []
     keys = [(i, g) for i in range(weights.spec.n_layers) for g in ("qkv", "o", "gate_up", "down")]
     keys.append((-1, "lm_head"))
@@ -106,6 +111,14 @@ def attack_weights(view: AttackerView, weights: LlamaWeights, *, max_cols: int =
             w_hat, perm_hat = prior_matching(w_seen, w_pub)
             rate = M.perm_rate(perm_hat, perm_true) if perm_true is not None else None
             rows.append(_score(key, g.mode, "prior_matching", w_hat, w_true, w_pub, rate))
+            rows.append(
+                _score(key, g.mode, "prior_rows", prior_matching_rows(w_seen, w_pub)[0], w_true, w_pub, None)
+            )
+            rows.append(
+                _score(
+                    key, g.mode, "prior_rows_cols", prior_matching_both(w_seen, w_pub), w_true, w_pub, None
+                )
+            )
             rows.append(_score(key, g.mode, "procrustes", procrustes(w_seen, w_pub), w_true, w_pub, None))
         rows.append(_score(key, g.mode, "global_scale", global_scale(w_seen, w_pub), w_true, w_pub, None))
         x, y = g.stacked()

@@ -34,5 +34,10 @@ maybe_multi_tenant if fact(["tenancy", "mode"]) != "single"
 
 finding(path, params) := {"fact": path, "params": params}
 
+# A finding that only a different mitigation than the rule's default can satisfy
+# (e.g. under a profile that forbids the feature: "disable:prefix_caching").
+# The rule counts as enforced only when every finding's mitigation is active.
+finding_fixed_by(path, params, mitigation) := {"fact": path, "params": params, "mitigation": mitigation}
+
 # A finding raised because a fact the rule needs is unknown.
 unknown_finding(path) := {"fact": path, "params": {}, "unknown": true}

@@ -162,3 +162,45 @@ def test_rules_test_cli_runs_the_same_fixtures():
     result = run_cli("rules", "test", timeout=300)
     assert result.returncode == 0, result.stdout[-2000:]
     assert f"{len(FIXTURES)} passed, 0 failed" in result.stdout
+
+
+def test_fixture_folder_with_a_typo_is_an_error(tmp_path):
+    (tmp_path / "fixtures" / "PCC-S-0001").mkdir(parents=True)
+    result = run_cli("rules", "test", "--rules", tmp_path)
+    assert result.returncode == 2 and "PCC-S-0001" in result.stderr
+
+
+def test_enforced_needs_every_finding_mitigation():
+    """A mitigation that the profile does not accept for a finding does not make the rule enforced."""
+    from pccguard.evaluate import Evaluator
+    from pccguard.facts_io import facts_from_data
+
+    facts = {
+        "deployment": {"engine": "vllm"},
+        "tenancy": {"mode": "multi"},
+        "optimizations": {"prefix_caching": {"enabled": True, "isolation": "server_salt"}},
+    }
+    verdicts = {}
+    for profile in ("pcc-strict", "multi-tenant-baseline"):
+        evaluator = Evaluator(RULEBOOK, load_profile(profile, RULEBOOK), ENGINE)
+        for active in ([], ["prefix_cache_ttl"], ["disable:prefix_caching"]):
+            doc = {**facts, "runtime": {"plugin_active": True, "mitigations_active": active}}
+            result = next(r for r in evaluator.evaluate(facts_from_data(doc)).results if r.id == "PCC-S-003")
+            verdicts[(profile, tuple(active))] = result.verdict.value
+    assert verdicts[("pcc-strict", ())] == "fail"
+    assert verdicts[("pcc-strict", ("prefix_cache_ttl",))] == "fail"
+    assert verdicts[("pcc-strict", ("disable:prefix_caching",))] == "enforced"
+    assert verdicts[("multi-tenant-baseline", ())] == "fail"
+    assert verdicts[("multi-tenant-baseline", ("prefix_cache_ttl",))] == "enforced"
+
+
+def test_catalog_doc_is_generated_from_the_catalog():
+    import subprocess
+    import sys
+
+    from tests.core.support import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "scripts/gen_catalog_doc.py", "--check"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -66,3 +66,31 @@ def test_weight_digests_cover_the_adapter(model_dirs: tuple[Path, Path]) -> None
     base_only = load_weights(model_dirs[0]).digests()
     assert set(base_only) < set(with_lora)
     assert any(k.startswith("adapter/") for k in with_lora)
+
+
+class _Tampering:
+    """An accelerator that answers one wrong element per product (a cheating GPU)."""
+
+    def __init__(self) -> None:
+        self.inner = InProcessChannel()
+
+    def request(self, msg: Any, timeout: float | None) -> Any:
+        reply = self.inner.request(msg, timeout)
+        if reply.kind == "result" and msg.meta.get("group") == "down":
+            reply.tensors["y"][0, 0] = (reply.tensors["y"][0, 0] + 1) % (2**48 - 59)
+        return reply
+
+
+def test_freivalds_catches_a_cheating_accelerator(model_dirs: tuple[Path, Path]) -> None:
+    from pccguard.enclave_runtime.errors import IntegrityError
+    from pccguard.enclave_runtime.plan import PartitionPlan
+
+    weights = load_weights(*model_dirs)
+    linear = GroupExecutor(weights, default_plan(), _Tampering(), timeout=10)  # type: ignore[arg-type]
+    decoder = Decoder(weights, linear, frozenset())
+    with pytest.raises(IntegrityError, match="Freivalds"):
+        decoder.generate([1, 2, 3], 2, decoder.new_state(8))
+    # without the check the wrong product goes through unnoticed
+    unchecked = PartitionPlan.from_dict({**default_plan().to_dict(), "integrity": "none"})
+    linear = GroupExecutor(weights, unchecked, _Tampering(), timeout=10)  # type: ignore[arg-type]
+    Decoder(weights, linear, frozenset()).generate([1, 2, 3], 2, decoder.new_state(8))

@@ -122,3 +122,16 @@ def test_plan_facts_for_a_rule() -> None:
     assert leaky["private_unblinded_offloads"] == 1
     insecure = plan_facts(insecure_obfuscation_plan(), MODE_P, n_layers=2)
     assert insecure["insecure_obfuscation"] and insecure["private_obfuscated_offloads"] == 3
+
+
+def test_core_facts_patch_validates_against_the_facts_model() -> None:
+    from pccguard.enclave_runtime.facts import core_facts_patch
+
+    from pccguard.facts import DeploymentFacts
+
+    patch = core_facts_patch(default_plan(), MODE_P, n_layers=2, attested=True)
+    facts = DeploymentFacts.model_validate({"deployment": {"engine": "vllm"}, **patch})
+    assert facts.runtime.mitigations_active == ["hybrid_executor"]
+    assert facts.model.private_adapters and facts.model.accelerator_trusted is False
+    insecure = core_facts_patch(insecure_obfuscation_plan(), MODE_P, n_layers=2, attested=True)
+    assert insecure["runtime"]["mitigations_active"] == []  # a broken scheme enforces nothing

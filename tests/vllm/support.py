@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
+from pccguard.adapters.vllm.runtime.worker import PccguardWorkerExtension
 from vllm.engine.arg_utils import EngineArgs
 from vllm.sampling_params import SamplingParams
 from vllm.v1.engine import EngineCoreRequest
@@ -27,8 +28,6 @@ from vllm.v1.executor.abstract import Executor
 from vllm.v1.kv_cache_interface import FullAttentionSpec
 from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.worker.cpu_model_runner import CPUModelRunner
-
-from pccguard.adapters.vllm.runtime.worker import PccguardWorkerExtension
 
 NUM_LAYERS = 2
 NUM_KV_HEADS = 2
@@ -69,7 +68,9 @@ class CpuTestWorker(PccguardWorkerExtension):
         forward_context: dict[str, Any] = {}
         for group in config.kv_cache_groups:
             for name in group.layer_names:
-                tensor = torch.zeros((num_blocks, NUM_KV_HEADS, BLOCK_SIZE, 2 * HEAD_SIZE), dtype=torch.float32)
+                tensor = torch.zeros(
+                    (num_blocks, NUM_KV_HEADS, BLOCK_SIZE, 2 * HEAD_SIZE), dtype=torch.float32
+                )
                 self.kv_caches[name] = tensor
                 forward_context[name] = SimpleNamespace(kv_cache=tensor)
         runner = self.model_runner
@@ -92,7 +93,10 @@ class CpuTestWorker(PccguardWorkerExtension):
         if so.new_block_ids_to_zero:  # where GPUModelRunner._update_states zeroes
             self.model_runner._zero_block_ids(so.new_block_ids_to_zero)
         for new in so.scheduled_new_reqs:
-            self.requests[new.req_id] = {"tokens": list(new.prompt_token_ids), "blocks": list(new.block_ids[0])}
+            self.requests[new.req_id] = {
+                "tokens": list(new.prompt_token_ids),
+                "blocks": list(new.block_ids[0]),
+            }
         cached = so.scheduled_cached_reqs
         for i, req_id in enumerate(cached.req_ids):
             state = self.requests[req_id]
@@ -197,7 +201,9 @@ def make_engine(model: Any, **overrides: Any) -> EngineCore:
     return EngineCore(config, CpuTestExecutor, log_stats=False)
 
 
-def request(req_id: str, tokens: list[int], *, salt: str | None = None, max_tokens: int = 2, **kw: Any) -> Any:
+def request(
+    req_id: str, tokens: list[int], *, salt: str | None = None, max_tokens: int = 2, **kw: Any
+) -> Any:
     return EngineCoreRequest(
         request_id=req_id,
         prompt_token_ids=list(tokens),

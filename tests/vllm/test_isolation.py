@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.middleware import PccguardTenantMiddleware
+
 from pccguard.audit import AuditEvent, AuditKind, AuditLog
 from pccguard.config import PluginConfig
 from tests.vllm.support import add, make_engine, request, run_until_idle
@@ -129,7 +129,9 @@ def test_salt_in_request_is_replaced_and_hashes_recomputed(tiny_model: Path, plu
     hasher = get_request_block_hasher(16, get_hash_fn_by_name("sha256"))
 
     def hashes(salt: str) -> list[Any]:
-        probe = Request("probe", SECRET_PROMPT, internal.sampling_params, None, cache_salt=salt, block_hasher=hasher)
+        probe = Request(
+            "probe", SECRET_PROMPT, internal.sampling_params, None, cache_salt=salt, block_hasher=hasher
+        )
         return list(probe.block_hashes)
 
     assert internal.block_hashes == hashes(internal.cache_salt)

@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from pccguard.adapters.vllm.runtime.audit import replace_audit_log
+from pccguard.adapters.vllm.runtime.configure import OFFLOAD_MODULE, OFFLOAD_SPEC
+from pccguard.adapters.vllm.runtime.offload import EncryptedCPUOffloadingSpec
 from vllm.distributed.kv_transfer.kv_connector.v1.offloading.config import OffloadingConfig
 from vllm.v1.kv_offload.base import (
     CanonicalKVCacheRef,
@@ -32,9 +35,6 @@ from vllm.v1.kv_offload.config import (
 )
 from vllm.v1.kv_offload.factory import OffloadingSpecFactory
 
-from pccguard.adapters.vllm.runtime.audit import replace_audit_log
-from pccguard.adapters.vllm.runtime.configure import OFFLOAD_MODULE, OFFLOAD_SPEC
-from pccguard.adapters.vllm.runtime.offload import EncryptedCPUOffloadingSpec
 from pccguard.audit import AuditEvent, AuditKind, AuditLog
 
 NUM_BLOCKS = 16
@@ -52,8 +52,15 @@ def _offloading_config(extra: dict[str, Any]) -> OffloadingConfig:
         model=OffloadingModelConfig(name="tiny", dtype="float32", max_model_len=512),
         cache=OffloadingCacheConfig(tokens_per_hash=16, blocks_per_chunk=1),
         parallel=OffloadingParallelConfig(
-            rank=0, world_size=1, tp_size=1, pp_size=1, pcp_size=1, dcp_size=1,
-            data_parallel_index=0, data_parallel_size=1, data_parallel_rank_local=None,
+            rank=0,
+            world_size=1,
+            tp_size=1,
+            pp_size=1,
+            pcp_size=1,
+            dcp_size=1,
+            data_parallel_index=0,
+            data_parallel_size=1,
+            data_parallel_rank_local=None,
             is_parallelism_agnostic=True,
         ),
     )

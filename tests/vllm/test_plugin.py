@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from vllm.v1.engine.core import EngineCore
-
 from pccguard.adapters.vllm.runtime import plan as plan_module
 from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.plan import PLAN_KEY
+from vllm.v1.engine.core import EngineCore
+
 from pccguard.audit import AuditEvent, AuditKind, AuditLog
 from pccguard.errors import EnforcementError
 from tests.vllm.support import CpuTestExecutor, make_engine
@@ -41,13 +44,26 @@ def test_entry_point_is_registered_and_idempotent() -> None:
     assert not hasattr(hook.__wrapped__, "__wrapped__"), "wrapped exactly once"
 
 
-def test_vllm_plugins_allowlist_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vllm.plugins import load_plugins_by_group
+PROBE = """
+from vllm.engine.arg_utils import EngineArgs
+from vllm.plugins import load_general_plugins
+load_general_plugins()
+print("hooked" if EngineArgs.create_engine_config.__code__.co_filename.endswith("hooks.py") else "plain")
+"""
 
-    monkeypatch.setenv("VLLM_PLUGINS", "someone-else")
-    assert "pccguard" not in load_plugins_by_group("vllm.general_plugins")
-    monkeypatch.setenv("VLLM_PLUGINS", "pccguard")
-    assert "pccguard" in load_plugins_by_group("vllm.general_plugins")
+
+@pytest.mark.parametrize(
+    ("allow", "expected"), [("someone-else", "plain"), ("pccguard", "hooked"), (None, "hooked")]
+)
+def test_vllm_plugins_allowlist_is_respected(allow: str | None, expected: str) -> None:
+    """vLLM caches its environment once an engine starts, so each case runs in a fresh process."""
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_PLUGINS"}
+    if allow is not None:
+        env["VLLM_PLUGINS"] = allow
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == expected
 
 
 def test_configures_the_engine(tiny_model: Path, plugin_config: Any, events: list[AuditEvent]) -> None:
@@ -63,7 +79,9 @@ def test_configures_the_engine(tiny_model: Path, plugin_config: Any, events: lis
     assert any(e.kind == AuditKind.POLICY_EVALUATED for e in events)
 
 
-def test_refuses_a_deny_with_the_rules_listed(tiny_model: Path, plugin_config: Any, events: list[AuditEvent]) -> None:
+def test_refuses_a_deny_with_the_rules_listed(
+    tiny_model: Path, plugin_config: Any, events: list[AuditEvent]
+) -> None:
     plugin_config(BASELINE)
     with pytest.raises(EnforcementError) as caught:
         make_engine(tiny_model, kv_events_config={"enable_kv_cache_events": True, "publisher": "null"})

@@ -50,7 +50,9 @@ def _start_a(engine: Any, **kw: Any) -> list[int]:
     engine.step()
     blocks = _blocks_of(engine, "A")
     assert blocks, "tenant A was given no blocks"
-    assert _residue(engine, blocks), "positive control: the canary must be in A's blocks before they are freed"
+    assert _residue(engine, blocks), (
+        "positive control: the canary must be in A's blocks before they are freed"
+    )
     return blocks
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.adapters.vllm.runtime.salt import IngressPseudonyms
+
 from pccguard.audit import AuditKind
 from pccguard.config import PluginConfig, TenancyConfig, load_plugin_config
 
@@ -90,7 +90,9 @@ class PccguardTenantMiddleware:
         tenant = self.resolver.tenant(headers)
         log = audit_log()
         if tenant is None:
-            log.emit(AuditKind.REQUEST_REFUSED, mitigation="tenant_cache_salt", unit="requests", reason="no_tenant")
+            log.emit(
+                AuditKind.REQUEST_REFUSED, mitigation="tenant_cache_salt", unit="requests", reason="no_tenant"
+            )
             await _respond(send, 401, {"error": {"message": "tenant not identified", "code": 401}})
             return
         body = await _read_body(receive)
@@ -100,8 +102,12 @@ class PccguardTenantMiddleware:
             doc = None
         if isinstance(doc, dict):
             if doc.get("cache_salt") is not None:
-                log.emit(AuditKind.CLIENT_SALT_OVERRIDDEN, mitigation="tenant_cache_salt", unit="requests",
-                         tenant=tenant)
+                log.emit(
+                    AuditKind.CLIENT_SALT_OVERRIDDEN,
+                    mitigation="tenant_cache_salt",
+                    unit="requests",
+                    tenant=tenant,
+                )
             doc["cache_salt"] = self.pseudonyms(tenant)
             body = json.dumps(doc).encode("utf-8")
         strip = self.resolver.header

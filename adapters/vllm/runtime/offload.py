@@ -28,10 +28,12 @@ import os
 import struct
 import threading
 import time
+
 import numpy as np
 import torch
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pccguard.adapters.vllm.runtime.audit import audit_log
 from vllm.v1.kv_offload.base import (
     CanonicalKVCaches,
     GPULoadStoreSpec,
@@ -41,7 +43,6 @@ from vllm.v1.kv_offload.base import (
 )
 from vllm.v1.kv_offload.cpu.spec import CPUOffloadingSpec
 
-from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.audit import AuditKind
 
 logger = logging.getLogger("pccguard.vllm.offload")
@@ -72,7 +73,9 @@ class ChunkCipher:
 
     def open(self, sealed: bytes, tensor_idx: int, chunk_id: int, version: int) -> bytes:
         try:
-            return self._aead.decrypt(sealed[:NONCE], sealed[NONCE:], self._aad(tensor_idx, chunk_id, version))
+            return self._aead.decrypt(
+                sealed[:NONCE], sealed[NONCE:], self._aad(tensor_idx, chunk_id, version)
+            )
         except InvalidTag:
             raise OffloadIntegrityError(f"offloaded chunk {chunk_id} failed authentication") from None
 
@@ -83,7 +86,9 @@ class EncryptedHostStore:
     def __init__(self, page_bytes: list[int], blocks_per_chunk: int, num_chunks: int) -> None:
         self.blocks_per_chunk = blocks_per_chunk
         self.plain_bytes = [p * blocks_per_chunk for p in page_bytes]
-        self.regions = [torch.zeros((num_chunks, NONCE + n + TAG), dtype=torch.uint8) for n in self.plain_bytes]
+        self.regions = [
+            torch.zeros((num_chunks, NONCE + n + TAG), dtype=torch.uint8) for n in self.plain_bytes
+        ]
         self.cipher = ChunkCipher()
         self._versions: dict[tuple[int, int], int] = {}
         self._lock = threading.Lock()
@@ -151,7 +156,10 @@ class EncryptedOffloadingWorker(OffloadingWorker):
             plains = [[self.store.read(t, int(c)) for t in range(len(self.tensors))] for c in chunk_ids]
         except OffloadIntegrityError:
             audit_log().emit(
-                AuditKind.OFFLOAD_INTEGRITY_FAILURE, mitigation="encrypt_offload", count=len(chunk_ids), unit="blocks"
+                AuditKind.OFFLOAD_INTEGRITY_FAILURE,
+                mitigation="encrypt_offload",
+                count=len(chunk_ids),
+                unit="blocks",
             )
             logger.error("pccguard: an offloaded KV chunk failed authentication; the load is rejected")
             return self._done(job_id, False, 0, started)
@@ -180,7 +188,9 @@ class EncryptedCPUOffloadingSpec(CPUOffloadingSpec):
 
     def get_worker(self, kv_caches: CanonicalKVCaches) -> OffloadingWorker:
         if getattr(self, "_pccguard_worker", None) is None:
-            self._pccguard_worker = EncryptedOffloadingWorker(kv_caches, self.blocks_per_chunk, self.num_chunks)
+            self._pccguard_worker = EncryptedOffloadingWorker(
+                kv_caches, self.blocks_per_chunk, self.num_chunks
+            )
             audit_log().emit(AuditKind.MITIGATION_INSTALLED, mitigation="encrypt_offload", reason="worker")
         worker: OffloadingWorker = self._pccguard_worker
         return worker

@@ -16,6 +16,7 @@ from typing import Any
 
 from pccguard.adapters.vllm import IMPLEMENTED_MITIGATIONS
 from pccguard.adapters.vllm.runtime.audit import audit_log
+
 from pccguard.audit import AuditKind
 from pccguard.config import PluginConfig, load_plugin_config
 from pccguard.enforcement import StartupDecision, decide_startup, enforce_or_refuse, refusal_message
@@ -149,7 +150,9 @@ def decide(
             log.emit(AuditKind.POLICY_EVALUATED, reason="internal_error_fail_open", count=0)
             return RuntimePlan(fail_mode="open"), _empty_decision()
         log.emit(AuditKind.STARTUP_REFUSED, reason="internal_error", count=1)
-        raise EnforcementError(f"pccguard refuses to start vllm: internal error (fail-closed): {reason}") from exc
+        raise EnforcementError(
+            f"pccguard refuses to start vllm: internal error (fail-closed): {reason}"
+        ) from exc
     evaluated = [r for r in decision.report.results if r.verdict != Verdict.NOT_APPLICABLE]
     log.emit(AuditKind.POLICY_EVALUATED, count=len(evaluated), unit="options")
     if not decision.allowed:
@@ -159,7 +162,9 @@ def decide(
         raise EnforcementError(refusal_message(ENGINE, decision))  # enforce_or_refuse always raised above
     plan = RuntimePlan(
         install=tuple(decision.install),
-        ttl_seconds=settings.mitigations.prefix_cache_ttl_seconds if "prefix_cache_ttl" in decision.install else None,
+        ttl_seconds=settings.mitigations.prefix_cache_ttl_seconds
+        if "prefix_cache_ttl" in decision.install
+        else None,
         tenancy_mode=settings.tenancy.mode,
         fail_mode=settings.fail_mode,
     )
@@ -169,5 +174,7 @@ def decide(
 def _empty_decision() -> StartupDecision:
     from pccguard.results import Report
 
-    report = Report(tool={"name": "pccguard"}, deployment={}, profile="none", engine="none", results=[], requirements=[])
+    report = Report(
+        tool={"name": "pccguard"}, deployment={}, profile="none", engine="none", results=[], requirements=[]
+    )
     return StartupDecision(report=report, install=[], blocking=[])

@@ -15,17 +15,18 @@ Everything else is vLLM's code. The subclass
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
-
-from vllm.v1.core.sched.async_scheduler import AsyncScheduler
-from vllm.v1.core.sched.scheduler import Scheduler
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.adapters.vllm.runtime.plan import PLAN_KEY, RuntimePlan, decide
 from pccguard.adapters.vllm.runtime.salt import TenantSalter
 from pccguard.adapters.vllm.runtime.scrub import ScrubTracker
 from pccguard.adapters.vllm.runtime.ttl import PrefixTTL
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
+from vllm.v1.core.sched.scheduler import Scheduler
+
 from pccguard.audit import AuditKind
 
 
@@ -51,6 +52,7 @@ class PccguardSchedulerMixin:
         self.pccguard_plan = plan
         self._pccguard_waker: Callable[[], None] | None = None
         self._pccguard_timer: threading.Timer | None = None
+        self._pccguard_counts: Counter[tuple[AuditKind, str, str]] = Counter()
         pool = self.kv_cache_manager.block_pool  # type: ignore[attr-defined]
         log = audit_log()
         self.pccguard_scrub = ScrubTracker(pool) if plan.has("scrub_freed_kv") else None
@@ -64,19 +66,15 @@ class PccguardSchedulerMixin:
     # ------------------------------------------------------------------ requests
 
     def add_request(self, request: Any) -> None:
-        log = audit_log()
+        counts = self._pccguard_counts
         if self.pccguard_salter is not None:
             named = self.pccguard_salter.apply(request)
-            log.emit(
-                AuditKind.CACHE_SALT_APPLIED,
-                mitigation="tenant_cache_salt",
-                unit="requests",
-                reason="tenant" if named else "anonymous",
-            )
+            counts[
+                (AuditKind.CACHE_SALT_APPLIED, "tenant_cache_salt", "tenant" if named else "anonymous")
+            ] += 1
         if self.pccguard_plan.has("server_side_priority") and getattr(request, "priority", 0) != 0:
             request.priority = 0
-            log.emit(AuditKind.REQUEST_REFUSED, mitigation="server_side_priority", unit="requests",
-                     reason="client_priority_ignored")
+            counts[(AuditKind.OPTION_REFUSED, "server_side_priority", "client_priority_ignored")] += 1
         super().add_request(request)  # type: ignore[misc]
         self._pccguard_arm_timer()
 
@@ -84,7 +82,16 @@ class PccguardSchedulerMixin:
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         self._pccguard_expire()
+        if self._pccguard_counts:
+            self._pccguard_flush_counts()
         return super().schedule(*args, **kwargs)  # type: ignore[misc]
+
+    def _pccguard_flush_counts(self) -> None:
+        """Per-request actions are audited as one event per kind and step (counts, no request details)."""
+        log = audit_log()
+        counts, self._pccguard_counts = self._pccguard_counts, Counter()
+        for (kind, mitigation, reason), count in sorted(counts.items()):
+            log.emit(kind, mitigation=mitigation, count=count, unit="requests", reason=reason)
 
     def _pccguard_expire(self) -> None:
         ttl = self.pccguard_ttl
@@ -105,7 +112,9 @@ class PccguardSchedulerMixin:
             return own
         log = audit_log()
         for reason, count in sorted(reasons.items()):
-            log.emit(AuditKind.KV_SCRUBBED, mitigation="scrub_freed_kv", count=count, unit="blocks", reason=reason)
+            log.emit(
+                AuditKind.KV_SCRUBBED, mitigation="scrub_freed_kv", count=count, unit="blocks", reason=reason
+            )
         if own:
             seen = set(ids)
             ids += [i for i in own if i not in seen]
@@ -155,7 +164,11 @@ class PccguardSchedulerMixin:
 
     def update_from_output(self, *args: Any, **kwargs: Any) -> Any:
         out = super().update_from_output(*args, **kwargs)  # type: ignore[misc]
-        if self.pccguard_ttl is not None and self._pccguard_waker is not None and self._pccguard_timer is None:
+        if (
+            self.pccguard_ttl is not None
+            and self._pccguard_waker is not None
+            and self._pccguard_timer is None
+        ):
             self._pccguard_arm_timer()
         return out
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
+
 from pccguard.audit import AuditKind
 
 
@@ -50,7 +51,11 @@ class PccguardWorkerExtension:
         if ids:
             runner._zero_block_ids(ids)
             audit_log().emit(
-                AuditKind.KV_SCRUBBED, mitigation="scrub_freed_kv", count=len(ids), unit="blocks", reason="rpc"
+                AuditKind.KV_SCRUBBED,
+                mitigation="scrub_freed_kv",
+                count=len(ids),
+                unit="blocks",
+                reason="rpc",
             )
         return len(ids)
 

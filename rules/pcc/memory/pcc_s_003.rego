@@ -5,8 +5,8 @@
 #   can reuse it. Under strict statelessness no user data may outlive its request.
 #   A profile that allows isolated prefix caches (allow_isolated_prefix_cache)
 #   accepts it only when cached prefixes expire within
-#   max_prefix_cache_ttl_seconds; a TTL that is not set (or not known) counts as
-#   no expiry. Cross-tenant sharing is checked by PCC-S-004.
+#   max_prefix_cache_ttl_seconds; a TTL that is not set, not known or 0 counts
+#   as no expiry. Cross-tenant sharing is checked by PCC-S-004.
 # custom:
 #   id: PCC-S-003
 #   requirement: S
@@ -46,7 +46,10 @@ ttl_shown := ttl if {
 	ttl != null
 } else := "not set"
 
-deny contains lib.finding(culprit, {"ttl": ttl_shown, "max_ttl": max_ttl, "allowed": allowed}) if {
+# Under a profile that allows no prefix cache at all, only turning it off satisfies the rule.
+fix := "prefix_cache_ttl" if allowed == true else := "disable:prefix_caching"
+
+deny contains lib.finding_fixed_by(culprit, {"ttl": ttl_shown, "max_ttl": max_ttl, "allowed": allowed}, fix) if {
 	lib.enabled(pc)
 	not ttl_within_limit
 }

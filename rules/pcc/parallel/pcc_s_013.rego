@@ -32,12 +32,15 @@ default applicable := false
 
 applicable if lib.maybe_enabled(ds)
 
-deny contains lib.finding("optimizations.database_speculation.store_scope", {"store_scope": store_scope, "allowed": allowed}) if {
+# A per-tenant corpus fixes a global one only where the profile allows per-tenant corpora.
+fix := "per_tenant_spec_corpus" if allowed == true else := "disable:database_speculation"
+
+deny contains lib.finding_fixed_by("optimizations.database_speculation.store_scope", {"store_scope": store_scope, "allowed": allowed}, fix) if {
 	lib.enabled(ds)
 	store_scope == "global"
 }
 
-deny contains lib.finding("optimizations.database_speculation.store_scope", {"store_scope": store_scope, "allowed": allowed}) if {
+deny contains lib.finding_fixed_by("optimizations.database_speculation.store_scope", {"store_scope": store_scope, "allowed": allowed}, "disable:database_speculation") if {
 	lib.enabled(ds)
 	store_scope == "tenant"
 	allowed != true

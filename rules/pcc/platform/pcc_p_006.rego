@@ -57,7 +57,7 @@ deny contains lib.finding(endpoint_fact(i, "authenticated"), {"path": e.path, "r
 	object.get(e, "authenticated", null) == false
 }
 
-deny contains lib.finding(endpoint_fact(i, "enabled"), {"path": e.path, "reason": "the profile allows no admin endpoints, authenticated or not"}) if {
+deny contains lib.finding_fixed_by(endpoint_fact(i, "enabled"), {"path": e.path, "reason": "the profile allows no admin endpoints, authenticated or not"}, "disable:admin_endpoints") if {
 	some i, e in endpoints
 	e.purpose in admin_purposes
 	object.get(e, "enabled", true) == true

@@ -31,7 +31,7 @@ default applicable := false
 
 applicable if lib.maybe_enabled(kv)
 
-deny contains lib.finding("optimizations.disaggregated_prefill.crosses_hosts", {"reason": "the profile does not allow KV to leave the node (allow_cross_host_kv: false)"}) if {
+deny contains lib.finding_fixed_by("optimizations.disaggregated_prefill.crosses_hosts", {"reason": "the profile does not allow KV to leave the node (allow_cross_host_kv: false)"}, "disable:disaggregated_prefill") if {
 	lib.enabled(kv)
 	lib.get(kv, "crosses_hosts") == true
 	allow_cross_host != true

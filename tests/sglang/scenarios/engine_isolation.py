@@ -1,7 +1,7 @@
 """Scenario: cross-tenant prefix reuse through SGLang's real ``Engine`` on the CPU.
 
 Tenant A sends a prompt with a secret; tenant B probes with A's prefix, then
-copies the client ``cache_salt`` A used. ``meta_info.cached_tokens`` is the
+a fresh tenant C copies the client ``cache_salt`` A used. ``meta_info.cached_tokens`` is the
 oracle. The same tenant repeating itself must still hit (positive control).
 Tenants are bound with ``tenant_scope`` for in-process calls; without the plugin
 that binding does nothing and SGLang sees only the client salts.
@@ -48,7 +48,7 @@ def main() -> None:
             "a_repeat": cached("A", PROBE),
             "a_salted": cached("A", SECRET, salt="victim-salt"),
             "a_salted_repeat": cached("A", PROBE, salt="victim-salt"),
-            "b_copied_salt": cached("B", PROBE, salt="victim-salt"),
+            "c_copied_salt": cached("C", PROBE, salt="victim-salt"),
         }
         result["flushed"] = bool(engine.flush_cache().success)
         result["a_after_flush"] = cached("A", PROBE)

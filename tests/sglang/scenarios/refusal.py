@@ -1,0 +1,42 @@
+"""Scenario: the plugin refuses to start SGLang's real ``Engine``.
+
+Cases (one process, one Engine attempt each): a configuration the policy denies
+(client-executed logit processors), a pccguard configuration that does not
+validate, and a rules directory whose rule does not compile. ``Engine`` must
+raise before any scheduler process starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from _common import report
+
+
+def attempt(model: str, config: str, **extra: object) -> dict[str, object]:
+    import sglang as sgl
+
+    os.environ["PCCGUARD_CONFIG"] = config
+    started = time.monotonic()
+    try:
+        engine = sgl.Engine(model_path=model, device="cpu", load_format="dummy", skip_tokenizer_init=True,
+                            attention_backend="torch_native", sampling_backend="pytorch",
+                            model_impl="transformers", mem_fraction_static=0.05, log_level="error",
+                            disable_cuda_graph=True, **extra)
+    except Exception as exc:  # the refusal
+        return {"refused": True, "error": type(exc).__name__, "message": str(exc)[:600],
+                "seconds": round(time.monotonic() - started, 1)}
+    engine.shutdown()
+    return {"refused": False}
+
+
+def main() -> None:
+    model, cases = sys.argv[1], json.loads(sys.argv[3])
+    report({name: attempt(model, case["config"], **case.get("extra", {})) for name, case in cases.items()})
+
+
+if __name__ == "__main__":
+    main()
