@@ -162,13 +162,15 @@ def main() -> int:
             steps = len(times)
     med = {k: statistics.median(v) for k, v in step_times.items()}
     tot = {k: statistics.median(v) for k, v in totals.items()}
+    low = {k: min(v) for k, v in totals.items()}
     print(f"workload: {args.requests} requests x {args.rounds} rounds, ~{steps} steps per round, interleaved")
-    print(f"{'scheduler':<10} {'median step (us)':>18} {'median round (s)':>18}")
+    print(f"{'scheduler':<10} {'median step (us)':>18} {'median round (s)':>18} {'best round (s)':>16}")
     for name in ("vllm", "pccguard"):
-        print(f"{name:<10} {med[name] * 1e6:>18.1f} {tot[name]:>18.3f}")
+        print(f"{name:<10} {med[name] * 1e6:>18.1f} {tot[name]:>18.3f} {low[name]:>16.3f}")
     print(
         f"ratio (pccguard / vllm): median step {med['pccguard'] / med['vllm']:.3f}, "
-        f"round {tot['pccguard'] / tot['vllm']:.3f}  (target <= 1.03)"
+        f"median round {tot['pccguard'] / tot['vllm']:.3f}, best round {low['pccguard'] / low['vllm']:.3f}"
+        "  (target <= 1.03)"
     )
     return 0
 

@@ -2,7 +2,8 @@
 
 The measurement is one SHA-256 over: the digest of the enclave's code, the
 plan's canonical JSON digest, the root digest of every weight and adapter
-tensor, and the field parameters. At start the enclave generates an Ed25519 key
+tensor, the field parameters, and the privacy options it was started with
+(which tensors count as private, whether the insecure control is allowed). At start the enclave generates an Ed25519 key
 pair (``cryptography``); the private key never leaves the enclave process. A
 report binds the measurement, the public key and a verifier-chosen nonce under
 that key's signature.
@@ -64,8 +65,26 @@ def measurement(components: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(components, sort_keys=True).encode()).hexdigest()
 
 
-def components_for(plan_digest: str, weights_root: str) -> dict[str, str]:
-    return {"code": code_digest(), "plan": plan_digest, "weights": weights_root, "field": field_params()}
+def policy_digest(
+    *, private_base: bool = False, protect_prompts: bool = True, allow_insecure: bool = False
+) -> str:
+    """Digest of the privacy options the enclave was started with (the host passes them; so measure them)."""
+    policy = {
+        "private_base": private_base,
+        "protect_prompts": protect_prompts,
+        "allow_insecure": allow_insecure,
+    }
+    return hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()
+
+
+def components_for(plan_digest: str, weights_root: str, policy: str | None = None) -> dict[str, str]:
+    return {
+        "code": code_digest(),
+        "plan": plan_digest,
+        "weights": weights_root,
+        "field": field_params(),
+        "policy": policy or policy_digest(),
+    }
 
 
 @dataclass(frozen=True)
@@ -145,9 +164,9 @@ def verify_report(
 _expected_components: dict[str, dict[str, str]] = {}
 
 
-def expected_measurement(plan_digest: str, weights_root: str) -> str:
-    """What a verifier who knows the code, the plan and the weights expects the enclave to report."""
-    comps = components_for(plan_digest, weights_root)
+def expected_measurement(plan_digest: str, weights_root: str, policy: str | None = None) -> str:
+    """What a verifier who knows the code, plan, weights and options expects the enclave to report."""
+    comps = components_for(plan_digest, weights_root, policy)
     m = measurement(comps)
     _expected_components[m] = comps
     return m

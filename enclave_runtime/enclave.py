@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
-from pccguard.enclave_runtime.attestation import EnclaveIdentity, components_for
+from pccguard.enclave_runtime.attestation import EnclaveIdentity, components_for, policy_digest
 from pccguard.enclave_runtime.channel import Channel, ChannelClosed
 from pccguard.enclave_runtime.codec import Message, WireError
 from pccguard.enclave_runtime.decoder import Decoder, RequestState
@@ -62,7 +62,16 @@ class EnclaveServer:
             allow_insecure=bool(options.get("allow_insecure", False)),
         )
         self.identity = EnclaveIdentity(
-            "software", components_for(self.plan.digest(), weights_root(weights.digests()))
+            "software",
+            components_for(
+                self.plan.digest(),
+                weights_root(weights.digests()),
+                policy_digest(
+                    private_base=self.privacy.base_private,
+                    protect_prompts=self.privacy.protect_prompts,
+                    allow_insecure=bool(options.get("allow_insecure", False)),
+                ),
+            ),
         )
         self.linear = GroupExecutor(weights, self.plan, accel, float(options.get("timeout_s", 30.0)))
         self.decoder = Decoder(weights, self.linear, frozenset(self.linear.merged))

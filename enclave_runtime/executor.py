@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pccguard.enclave_runtime.attestation import AttestationReport, expected_measurement, verify_report
+from pccguard.enclave_runtime.attestation import (
+    AttestationReport,
+    expected_measurement,
+    policy_digest,
+    verify_report,
+)
 from pccguard.enclave_runtime.backend import EnclaveBackend, SoftwareEnclaveBackend
 from pccguard.enclave_runtime.codec import Message
 from pccguard.enclave_runtime.errors import AcceleratorLost, EnclaveRuntimeError, IntegrityError
@@ -46,8 +51,10 @@ class HybridExecutor:
         plan: PartitionPlan,
         timeout_s: float,
         audit: AuditLog | None,
+        policy: str | None = None,
     ) -> None:
         self.backend = backend
+        self.policy = policy
         self.ready = ready.meta
         self.plan = plan
         self.timeout_s = timeout_s
@@ -96,6 +103,7 @@ class HybridExecutor:
                 "threads": accelerator_threads,
             },
         )
+        policy = policy_digest(private_base=private_base, allow_insecure=allow_insecure)
         ready = backend.start(options, startup_timeout_s)
         if ready.kind != "ready":
             backend.close()
@@ -103,7 +111,7 @@ class HybridExecutor:
             if ready.meta.get("code") == "PlanError":
                 raise PlanError(message)
             raise EnclaveRuntimeError(message)
-        return cls(backend, ready, plan, timeout_s, audit)
+        return cls(backend, ready, plan, timeout_s, audit, policy)
 
     # ------------------------------------------------------------------ attestation
 
@@ -116,7 +124,7 @@ class HybridExecutor:
     def verify(self, model_dir: str | Path, adapter_dir: str | Path | None = None) -> AttestationReport:
         """The model owner's check: fresh nonce, signature, and the measurement it computes itself."""
         weights = load_weights(model_dir, adapter_dir)
-        expected = expected_measurement(self.plan.digest(), weights_root(weights.digests()))
+        expected = expected_measurement(self.plan.digest(), weights_root(weights.digests()), self.policy)
         nonce = secrets.token_hex(16)
         report = self.attest(nonce)
         verify_report(report, expected_measurement=expected, nonce=nonce)

@@ -22,10 +22,11 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from pccguard.enclave_runtime import field as F
-from pccguard.enclave_runtime.channel import Channel, ChannelClosed, ChannelTimeout
+from pccguard.enclave_runtime.channel import ChannelClosed, ChannelTimeout
 from pccguard.enclave_runtime.codec import Message, WireError
 from pccguard.enclave_runtime.errors import AcceleratorLost, IntegrityError
 from pccguard.enclave_runtime.model import LlamaWeights
@@ -33,6 +34,12 @@ from pccguard.enclave_runtime.plan import LAYER_GROUPS, PartitionPlan
 
 Key = tuple[int, str]
 LM_HEAD = -1
+
+
+class AcceleratorLink(Protocol):
+    """What the executor needs of the accelerator: one request, one reply, within a deadline."""
+
+    def request(self, msg: Message, timeout: float | None) -> Message: ...
 
 
 def all_groups(n_layers: int) -> list[Key]:
@@ -137,7 +144,7 @@ class GroupExecutor:
     """The ``linear(layer, group, x)`` callable of the decoder, honouring the plan."""
 
     def __init__(
-        self, weights: LlamaWeights, plan: PartitionPlan, accel: Channel | None, timeout: float
+        self, weights: LlamaWeights, plan: PartitionPlan, accel: AcceleratorLink | None, timeout: float
     ) -> None:
         self.plan = plan
         self.accel = accel

@@ -245,6 +245,8 @@ _LORA_KEY = re.compile(
     r"^base_model\.model\.(?:model\.layers\.(\d+)\.(?:self_attn|mlp)\.)?(\w+?)\.lora_([AB])(?:\.default)?\.weight$"
 )
 
+_BASE_COPY = re.compile(r"^base_model\.model\.(.+)\.base_layer\.weight$")
+
 
 def load_peft_adapter(weights: LlamaWeights, path: str | Path) -> None:
     """Attach a peft LoRA adapter to ``weights`` (in place); reject what would change semantics."""
@@ -263,6 +265,13 @@ def load_peft_adapter(weights: LlamaWeights, path: str | Path) -> None:
     tensors = load_file(str(root / "adapter_model.safetensors"))
     pairs: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
+        copy = _BASE_COPY.match(key)
+        if copy:  # peft saves tied embedding layers whole; accept only an unchanged copy
+            name = copy.group(1) + ".weight"
+            base = weights.lm_head() if name == "lm_head.weight" else weights.tensors.get(name)
+            if base is None or base.shape != value.shape or not torch.equal(base, value.float()):
+                raise ModelFormatError(f"adapter tensor {key} changes a base weight", where=str(root))
+            continue
         m = _LORA_KEY.match(key)
         if not m:
             raise ModelFormatError(f"unexpected adapter tensor {key}", where=str(root))

@@ -24,6 +24,8 @@ def make_llama(
     vocab: int = 256,
     seed: int = 0,
     init_range: float = 0.05,
+    tie_embeddings: bool = False,
+    bias: bool = False,
 ) -> Path:
     """Save a random ``LlamaForCausalLM`` (float32, safetensors) to ``path``."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -38,13 +40,17 @@ def make_llama(
         vocab_size=vocab,
         max_position_embeddings=4096,
         initializer_range=init_range,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tie_embeddings,
+        attention_bias=bias,
+        mlp_bias=bias,
     )
     model = LlamaForCausalLM(config).float().eval()
     with torch.no_grad():  # norms away from 1 so that a wrong norm placement shows
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.uniform_(0.5, 1.5)
+            elif name.endswith(".bias"):
+                p.normal_(0.0, 0.02)
     out = Path(path)
     model.save_pretrained(out, safe_serialization=True)
     return out

@@ -419,7 +419,8 @@ def _scheduling(f: _Facts, environ: Mapping[str, str]) -> None:
     if priority:
         f.put("optimizations.priority_scheduling.priority_source", "client",
               why=_default("the request's priority field", "--enable-priority-scheduling"))
-    aware = policy in CACHE_AWARE_POLICIES
+    # With the tree disabled SchedulePolicy falls back to FCFS for every cache-aware policy.
+    aware = policy in CACHE_AWARE_POLICIES and not f.get("disable_radix_cache")
     f.put("optimizations.cache_aware_scheduling.enabled", aware, from_field="schedule_policy")
     f.put("optimizations.cache_aware_scheduling.policy", policy, from_field="schedule_policy")
     if aware:

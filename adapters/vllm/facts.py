@@ -477,6 +477,12 @@ def _api_and_endpoints(b: FactBuilder, s: _Sources) -> list[dict[str, Any]]:
 
     endpoints: list[dict[str, Any]] = []
     if not serving:
+        # An engine embedded without vLLM's API server (``LLM``, ``AsyncLLM``) serves no routes:
+        # nothing reaches it, admin or otherwise, except through the embedding process itself.
+        none = Provenance(kind="runtime", name="no API server in this process")
+        b.set("api.admin_auth_required", True, none)
+        b.set("observability.output_logging.enabled", False, none)
+        b.set("observability.cached_token_reporting.enabled", False, none)
         return endpoints
     endpoints.append({"path": "/v1", "purpose": "inference", "enabled": True, "authenticated": auth})
     endpoints.append({"path": "/health", "purpose": "health", "enabled": True, "authenticated": False})

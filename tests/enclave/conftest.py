@@ -17,6 +17,13 @@ from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.plan import default_plan, insecure_obfuscation_plan
 
 VOCAB = 256
+#: Measured numbers the tests report at the end of the run (pytest_terminal_summary).
+REPORT: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in REPORT:
+        terminalreporter.write_line(f"enclave: {line}")
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ from pccguard.enclave_runtime.attacks.lstsq import fit_linear
 from pccguard.enclave_runtime.attacks.metrics import rel_to_prior
 from pccguard.enclave_runtime.attacks.prior import prior_matching
 
+from .conftest import REPORT
+
 
 def test_default_plan_resists_every_attack(
     default_campaign: tuple[Path, Any], model_dirs: tuple[Path, Path]
@@ -26,6 +28,10 @@ def test_default_plan_resists_every_attack(
     assert worst >= 0.99, worst
     assert all(abs(r.delta_cosine) < 0.1 for r in rows)
     assert probe is not None and probe.mode == "blinded"
+    REPORT.append(
+        f"default plan: {len(rows)} attacks, min rel_to_prior {worst:.4f}; probe accuracy "
+        f"{probe.accuracy:.3f} on {probe.n_test} (chance bound {probe.chance_bound:.3f})"
+    )
     assert probe.at_chance, probe
 
 
@@ -36,6 +42,11 @@ def test_insecure_plan_is_broken(insecure_campaign: tuple[Path, Any], model_dirs
     assert matched and all(r.perm_recovery is not None and r.perm_recovery >= 0.9 for r in matched)
     assert all(r.rel_to_prior < 0.5 for r in matched)  # much closer than the public base
     assert probe is not None and not probe.at_chance  # clear inputs: the probe reads the prompt
+    REPORT.append(
+        f"insecure plan: permutation recovered {min(r.perm_recovery or 0 for r in matched):.0%} "
+        f"(min over groups), rel_to_prior {max(r.rel_to_prior for r in matched):.3f} (max); "
+        f"probe accuracy {probe.accuracy:.3f}"
+    )
 
 
 def test_lstsq_recovers_a_leaked_map() -> None:

@@ -7,7 +7,12 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from pccguard.enclave_runtime.attestation import AttestationReport, expected_measurement, verify_report
+from pccguard.enclave_runtime.attestation import (
+    AttestationReport,
+    expected_measurement,
+    policy_digest,
+    verify_report,
+)
 from pccguard.enclave_runtime.errors import AttestationError
 from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.model import load_weights, weights_root
@@ -21,7 +26,7 @@ def _expected(model_dirs: tuple[Path, Path], plan_digest: str) -> str:
 def test_verifier_accepts_the_real_enclave(hybrid: HybridExecutor, model_dirs: tuple[Path, Path]) -> None:
     report = hybrid.verify(*model_dirs)
     assert report.measurement == hybrid.ready["measurement"]
-    assert set(report.components) == {"code", "plan", "weights", "field"}
+    assert set(report.components) == {"code", "plan", "weights", "field", "policy"}
     assert len(report.report_data()) == 64
 
 
@@ -51,6 +56,14 @@ def test_verifier_rejects_tampering(hybrid: HybridExecutor, model_dirs: tuple[Pa
     # Re-signing with another key is caught when the enclave key is pinned.
     with pytest.raises(AttestationError, match="pinned"):
         verify_report(report, expected_measurement=expected, nonce="n-1", pinned_key="00" * 32)
+    # Same code, plan and weights, but started with the insecure control allowed: not what the owner expects.
+    lax = expected_measurement(
+        default_plan().digest(),
+        weights_root(load_weights(*model_dirs).digests()),
+        policy_digest(allow_insecure=True),
+    )
+    with pytest.raises(AttestationError, match="policy"):
+        verify_report(report, expected_measurement=lax, nonce="n-1")
     assert AttestationReport.from_json(report.to_json()) == report
 
 

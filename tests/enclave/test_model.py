@@ -86,11 +86,44 @@ def test_freivalds_catches_a_cheating_accelerator(model_dirs: tuple[Path, Path])
     from pccguard.enclave_runtime.plan import PartitionPlan
 
     weights = load_weights(*model_dirs)
-    linear = GroupExecutor(weights, default_plan(), _Tampering(), timeout=10)  # type: ignore[arg-type]
+    linear = GroupExecutor(weights, default_plan(), _Tampering(), timeout=10)
     decoder = Decoder(weights, linear, frozenset())
     with pytest.raises(IntegrityError, match="Freivalds"):
         decoder.generate([1, 2, 3], 2, decoder.new_state(8))
     # without the check the wrong product goes through unnoticed
     unchecked = PartitionPlan.from_dict({**default_plan().to_dict(), "integrity": "none"})
-    linear = GroupExecutor(weights, unchecked, _Tampering(), timeout=10)  # type: ignore[arg-type]
+    linear = GroupExecutor(weights, unchecked, _Tampering(), timeout=10)
     Decoder(weights, linear, frozenset()).generate([1, 2, 3], 2, decoder.new_state(8))
+
+
+@pytest.mark.filterwarnings("ignore:.*(tie_word_embeddings|save_embedding_layers).*:UserWarning")
+def test_tied_embeddings_biases_and_lm_head_lora(tmp_path: Path) -> None:
+    from pccguard.enclave_runtime import synthetic
+
+    base = synthetic.make_llama(
+        tmp_path / "base",
+        hidden=64,
+        intermediate=128,
+        layers=1,
+        heads=4,
+        kv_heads=4,
+        vocab=128,
+        tie_embeddings=True,
+        bias=True,
+        seed=3,
+    )
+    lora = synthetic.make_lora(
+        base, tmp_path / "lora", rank=2, targets=("q_proj", "down_proj", "lm_head"), seed=4
+    )
+    weights = load_weights(base, lora)
+    assert weights.spec.tie_embeddings and (-1, "lm_head") in weights.deltas
+    assert weights.group_bias(0, "qkv") is not None
+    reference = synthetic.reference_model(base, lora)
+    linear = GroupExecutor(weights, default_plan(), InProcessChannel(), timeout=10)
+    decoder = Decoder(weights, linear, frozenset())
+    state = decoder.new_state(20)
+    tokens = decoder.generate([1, 2, 3, 4], 16, state)
+    ref_tokens, ref_logits = reference_greedy(reference, [1, 2, 3, 4], 16)
+    assert tokens == ref_tokens
+    err = ((torch.stack(state.logits) - ref_logits).abs().amax(-1) / ref_logits.abs().amax(-1)).max()
+    assert float(err) < 1e-3

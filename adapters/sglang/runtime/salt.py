@@ -66,6 +66,20 @@ def derive_salt(key: bytes, tenant: str) -> str:
     return SALT_PREFIX + mac[:_SALT_HEX]
 
 
+_SALT_CACHE_MAX = 4096
+
+
+def salt_for(enforcement: Enforcement, tenant: str) -> str:
+    """``derive_salt`` memoised per process (the cache is as secret as the key beside it)."""
+    cache = enforcement.salt_cache
+    found = cache.get(tenant)
+    if found is None:
+        if len(cache) >= _SALT_CACHE_MAX:
+            cache.clear()
+        found = cache[tenant] = derive_salt(enforcement.salt_key, tenant)
+    return found
+
+
 def random_salt() -> str:
     return SALT_PREFIX + secrets.token_hex(_SALT_HEX // 2)
 
@@ -154,7 +168,7 @@ def _before_generate(manager: Any, obj: Any, request: Any = None, *args: Any, **
         obj.cache_salt = random_salt()
         STATE.count(AuditKind.CACHE_SALT_APPLIED, MITIGATION, 1, "requests", reason="no_tenant")
     else:
-        obj.cache_salt = derive_salt(enforcement.salt_key, tenant)
+        obj.cache_salt = salt_for(enforcement, tenant)
         STATE.count(AuditKind.CACHE_SALT_APPLIED, MITIGATION, 1, "requests", reason="tenant")
     return None
 

@@ -31,6 +31,7 @@ class Enforcement:
     admin_routes: str = "require_admin_key"  # or "refuse"
     salt_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     tenant_keys: dict[str, str] = field(default_factory=dict, repr=False)  # sha256(key) -> tenant
+    salt_cache: dict[str, str] = field(default_factory=dict, repr=False)  # tenant -> salt
 
     def active(self, mitigation: str) -> bool:
         return mitigation in self.installed

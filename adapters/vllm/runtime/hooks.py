@@ -11,7 +11,9 @@ the three places where it can act:
 * the API server's middleware registration -- appends pccguard's tenant
   middleware to ``args.middleware`` (vLLM's ``--middleware`` mechanism);
 * ``EngineCoreProc.run_busy_loop`` -- hands pccguard's scheduler a way to wake
-  the idle engine loop when a cached prefix expires.
+  the idle engine loop when a cached prefix expires;
+* ``EngineCore.preprocess_add_request`` -- applies the tenant salt before vLLM
+  hashes the prompt blocks (so they are hashed once).
 
 Each wrapper is installed once per process (idempotent) and is a no-op for a
 static check (``pccguard check --engine vllm``).
@@ -121,19 +123,51 @@ def install_busy_loop_hook() -> None:
     if not _once("busy_loop"):
         return
     from vllm.v1.engine import EngineCoreRequestType
-    from vllm.v1.engine.core import EngineCoreProc
+    from vllm.v1.engine.core import DPEngineCoreProc, EngineCoreProc
 
-    original = EngineCoreProc.run_busy_loop
+    def wrap(cls: Any) -> None:
+        original = cls.__dict__["run_busy_loop"]
+
+        @functools.wraps(original)
+        def run_busy_loop(self: Any, *args: Any, **kwargs: Any) -> Any:
+            scheduler = getattr(self, "scheduler", None)
+            if hasattr(scheduler, "pccguard_set_waker"):
+                queue = self.input_queue
+                scheduler.pccguard_set_waker(lambda: queue.put_nowait((EngineCoreRequestType.WAKEUP, None)))
+            return original(self, *args, **kwargs)
+
+        cls.run_busy_loop = run_busy_loop
+
+    for cls in (EngineCoreProc, DPEngineCoreProc):  # the data-parallel loop is its own method
+        if "run_busy_loop" in cls.__dict__:
+            wrap(cls)
+
+
+def install_presalt_hook() -> None:
+    """Salt each request before vLLM builds it, so its block hashes are computed once, already salted.
+
+    ``EngineCore.preprocess_add_request`` turns the wire request into a ``Request``
+    (whose constructor hashes the prompt blocks). The scheduler's salter derives
+    the salt first; the ``Request`` is then marked so the scheduler does not
+    rehash it. Requests that reach the scheduler another way are salted there.
+    """
+    if not _once("presalt"):
+        return
+    from vllm.v1.engine.core import EngineCore
+
+    original = EngineCore.preprocess_add_request
 
     @functools.wraps(original)
-    def run_busy_loop(self: Any, *args: Any, **kwargs: Any) -> Any:
-        scheduler = getattr(self, "scheduler", None)
-        if hasattr(scheduler, "pccguard_set_waker"):
-            queue = self.input_queue
-            scheduler.pccguard_set_waker(lambda: queue.put_nowait((EngineCoreRequestType.WAKEUP, None)))
-        return original(self, *args, **kwargs)
+    def preprocess_add_request(self: Any, request: Any) -> Any:
+        salter = getattr(getattr(self, "scheduler", None), "pccguard_salter", None)
+        if salter is None:
+            return original(self, request)
+        request.cache_salt, named = salter.derive(request.cache_salt)
+        built, wave = original(self, request)
+        built._pccguard_tenant = named
+        return built, wave
 
-    EngineCoreProc.run_busy_loop = run_busy_loop  # type: ignore[method-assign]
+    EngineCore.preprocess_add_request = preprocess_add_request  # type: ignore[method-assign]
 
 
 def _plugin_enabled() -> bool:
@@ -149,3 +183,4 @@ def install_all() -> None:
     install_config_hook()
     install_middleware_hook()
     install_busy_loop_hook()
+    install_presalt_hook()

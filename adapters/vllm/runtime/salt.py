@@ -36,15 +36,18 @@ class TenantSalter:
         digest = hmac.new(self._key, b"vllm-cache-salt\x00" + tenant_ref.encode("utf-8"), hashlib.sha256)
         return "pccguard-s-" + digest.hexdigest()
 
+    def derive(self, claimed: Any) -> tuple[str, bool]:
+        """The effective salt for the ingress-written ``cache_salt``, and whether it named a tenant."""
+        tenant_ref = claimed if isinstance(claimed, str) and claimed.startswith(TENANT_PREFIX) else None
+        return self.salt_for(tenant_ref), tenant_ref is not None
+
     def apply(self, request: Any) -> bool:
         """Replace the request's salt and recompute its block hashes; True if a tenant was named."""
-        claimed = request.cache_salt
-        tenant_ref = claimed if isinstance(claimed, str) and claimed.startswith(TENANT_PREFIX) else None
-        request.cache_salt = self.salt_for(tenant_ref)
+        request.cache_salt, named = self.derive(request.cache_salt)
         if getattr(request, "_block_hasher", None) is not None:
             request.block_hashes = []
             request.update_block_hashes()
-        return tenant_ref is not None
+        return named
 
 
 class IngressPseudonyms:

@@ -15,6 +15,7 @@ Everything else is vLLM's code. The subclass
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,9 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 
 from pccguard.audit import AuditKind
+
+#: Seconds between audit records of per-request and per-block actions while the engine is busy.
+AUDIT_INTERVAL = 1.0
 
 
 def plan_from_config(vllm_config: Any) -> RuntimePlan:
@@ -53,6 +57,7 @@ class PccguardSchedulerMixin:
         self._pccguard_waker: Callable[[], None] | None = None
         self._pccguard_timer: threading.Timer | None = None
         self._pccguard_counts: Counter[tuple[AuditKind, str, str]] = Counter()
+        self._pccguard_next_flush = 0.0
         pool = self.kv_cache_manager.block_pool  # type: ignore[attr-defined]
         log = audit_log()
         self.pccguard_scrub = ScrubTracker(pool) if plan.has("scrub_freed_kv") else None
@@ -68,7 +73,10 @@ class PccguardSchedulerMixin:
     def add_request(self, request: Any) -> None:
         counts = self._pccguard_counts
         if self.pccguard_salter is not None:
-            named = self.pccguard_salter.apply(request)
+            # Salted before hashing by the engine core hook (``hooks``); otherwise salt and rehash here.
+            named = getattr(request, "_pccguard_tenant", None)
+            if named is None:
+                named = self.pccguard_salter.apply(request)
             counts[
                 (AuditKind.CACHE_SALT_APPLIED, "tenant_cache_salt", "tenant" if named else "anonymous")
             ] += 1
@@ -76,22 +84,27 @@ class PccguardSchedulerMixin:
             request.priority = 0
             counts[(AuditKind.OPTION_REFUSED, "server_side_priority", "client_priority_ignored")] += 1
         super().add_request(request)  # type: ignore[misc]
-        self._pccguard_arm_timer()
 
     # ------------------------------------------------------------------ scheduling
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         self._pccguard_expire()
-        if self._pccguard_counts:
-            self._pccguard_flush_counts()
+        if self._pccguard_counts and time.monotonic() >= self._pccguard_next_flush:
+            self.pccguard_flush_audit()
         return super().schedule(*args, **kwargs)  # type: ignore[misc]
 
-    def _pccguard_flush_counts(self) -> None:
-        """Per-request actions are audited as one event per kind and step (counts, no request details)."""
+    def pccguard_flush_audit(self) -> None:
+        """Emit the accumulated counts: one event per (kind, mitigation, reason), at most every
+        ``AUDIT_INTERVAL`` seconds while busy and whenever the engine goes idle. The audit
+        counters stay exact; only the number of records is bounded."""
+        self._pccguard_next_flush = time.monotonic() + AUDIT_INTERVAL
+        if not self._pccguard_counts:
+            return
         log = audit_log()
         counts, self._pccguard_counts = self._pccguard_counts, Counter()
         for (kind, mitigation, reason), count in sorted(counts.items()):
-            log.emit(kind, mitigation=mitigation, count=count, unit="requests", reason=reason)
+            unit = "blocks" if kind in (AuditKind.KV_SCRUBBED, AuditKind.PREFIX_EXPIRED) else "requests"
+            log.emit(kind, mitigation=mitigation, count=count, unit=unit, reason=reason)
 
     def _pccguard_expire(self) -> None:
         ttl = self.pccguard_ttl
@@ -110,11 +123,9 @@ class PccguardSchedulerMixin:
         ids, reasons = self.pccguard_scrub.drain()
         if not ids:
             return own
-        log = audit_log()
-        for reason, count in sorted(reasons.items()):
-            log.emit(
-                AuditKind.KV_SCRUBBED, mitigation="scrub_freed_kv", count=count, unit="blocks", reason=reason
-            )
+        counts = self._pccguard_counts
+        for reason, count in reasons.items():
+            counts[(AuditKind.KV_SCRUBBED, "scrub_freed_kv", reason)] += count
         if own:
             seen = set(ids)
             ids += [i for i in own if i not in seen]
@@ -125,7 +136,13 @@ class PccguardSchedulerMixin:
             return True
         if self.pccguard_scrub is not None and self.pccguard_scrub.pending():
             return True
-        return self.pccguard_ttl is not None and self.pccguard_ttl.expired_pending()
+        if self.pccguard_ttl is not None and self.pccguard_ttl.expired_pending():
+            return True
+        # Going idle: nothing stays unaudited, and the next expiry will wake the engine.
+        if self._pccguard_counts:
+            self.pccguard_flush_audit()
+        self._pccguard_arm_timer()
+        return False
 
     def reset_prefix_cache(self, *args: Any, **kwargs: Any) -> bool:
         ok = bool(super().reset_prefix_cache(*args, **kwargs))  # type: ignore[misc]
@@ -161,16 +178,6 @@ class PccguardSchedulerMixin:
     def _pccguard_on_timer(self) -> None:
         self._pccguard_timer = None
         self._pccguard_wake()
-
-    def update_from_output(self, *args: Any, **kwargs: Any) -> Any:
-        out = super().update_from_output(*args, **kwargs)  # type: ignore[misc]
-        if (
-            self.pccguard_ttl is not None
-            and self._pccguard_waker is not None
-            and self._pccguard_timer is None
-        ):
-            self._pccguard_arm_timer()
-        return out
 
 
 class PccguardScheduler(PccguardSchedulerMixin, Scheduler):

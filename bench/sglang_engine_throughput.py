@@ -1,0 +1,107 @@
+"""Engine throughput on the CPU with the pccguard plugin vs without (same workload, one run each).
+
+Starts SGLang 0.5.23's real ``Engine`` (tiny generated LLaMA, dummy weights,
+``model_impl="transformers"``) once with the plugin (multi-tenant baseline:
+scrubbing, tenant salts, TTL, closed endpoints) and once with
+``SGLANG_PLUGINS=none``, each in its own process, and sends the same batch of
+requests from four tenants. Prints a table; the target ratio is at least 0.97.
+
+    .venv-sglang/bin/python bench/sglang_engine_throughput.py [--requests N] [--new-tokens T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TINY = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+        "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "vocab_size": 1024, "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "torch_dtype": "float32",
+        "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False, "hidden_act": "silu"}
+
+
+def prompts(n: int) -> list[tuple[str, list[int]]]:
+    rng = random.Random(0)
+    systems = [[rng.randrange(3, 1000) for _ in range(64)] for _ in range(4)]
+    return [(f"tenant-{i % 4}", systems[i % 4] + [rng.randrange(3, 1000) for _ in range(64)]) for i in range(n)]
+
+
+def child(model: str, plugin: bool, requests: int, new_tokens: int) -> dict[str, Any]:
+    import contextlib
+
+    import sglang as sgl
+
+    from pccguard.adapters.sglang.runtime.salt import tenant_scope
+
+    engine = sgl.Engine(model_path=model, device="cpu", load_format="dummy", skip_tokenizer_init=True,
+                        attention_backend="torch_native", sampling_backend="pytorch", model_impl="transformers",
+                        mem_fraction_static=0.05, log_level="error", disable_cuda_graph=True, random_seed=0)
+    params = {"max_new_tokens": new_tokens, "temperature": 0, "ignore_eos": True}
+    work = prompts(requests)
+    try:
+        with tenant_scope("warmup") if plugin else contextlib.nullcontext():
+            engine.generate(input_ids=[work[0][1]], sampling_params=params)
+        start = time.perf_counter()
+        tokens = 0
+        for tenant in sorted({t for t, _ in work}):
+            batch = [ids for t, ids in work if t == tenant]
+            with tenant_scope(tenant) if plugin else contextlib.nullcontext():
+                outs = engine.generate(input_ids=batch, sampling_params=params)
+            tokens += sum(len(o["output_ids"]) for o in outs)
+        elapsed = time.perf_counter() - start
+    finally:
+        engine.shutdown()
+    return {"plugin": plugin, "seconds": elapsed, "output_tokens": tokens, "tokens_per_s": tokens / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--child", choices=["none", "plugin"])
+    parser.add_argument("--model")
+    opts = parser.parse_args()
+    if opts.child:
+        print(json.dumps(child(opts.model, opts.child == "plugin", opts.requests, opts.new_tokens)), flush=True)
+        return
+    tmp = Path(tempfile.mkdtemp())
+    model = tmp / "tiny-llama"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(TINY))
+    config = tmp / "pccguard.yaml"
+    config.write_text("profile: multi-tenant-baseline\nmitigations:\n  prefix_cache_ttl_seconds: 300\n")
+    rows = {}
+    for mode in ("none", "plugin"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PCCGUARD_", "SGLANG_PLUGINS"))}
+        env["SGLANG_PLUGINS"] = "pccguard" if mode == "plugin" else "none"
+        if mode == "plugin":
+            env["PCCGUARD_CONFIG"] = str(config)
+        proc = subprocess.run([sys.executable, __file__, "--child", mode, "--model", str(model),
+                               "--requests", str(opts.requests), "--new-tokens", str(opts.new_tokens)],
+                              env=env, capture_output=True, text=True, check=False)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise SystemExit(f"{mode} run failed:\n{proc.stderr[-3000:]}")
+        rows[mode] = json.loads(lines[-1])
+    ratio = rows["plugin"]["tokens_per_s"] / rows["none"]["tokens_per_s"]
+    print(f"| SGLang Engine, CPU, {opts.requests} requests x {opts.new_tokens} new tokens | seconds | "
+          "output tokens/s |")
+    print("| --- | ---: | ---: |")
+    print(f"| without plugin | {rows['none']['seconds']:.2f} | {rows['none']['tokens_per_s']:.1f} |")
+    print(f"| with plugin (scrub, salts, TTL, endpoints) | {rows['plugin']['seconds']:.2f} | "
+          f"{rows['plugin']['tokens_per_s']:.1f} |")
+    print(f"| ratio (target >= 0.97) | | {ratio:.3f} |")
+    print(json.dumps({"bench": "sglang_engine_throughput", "ratio": round(ratio, 4),
+                      **{f"{k}_tokens_per_s": round(v["tokens_per_s"], 2) for k, v in rows.items()}}))
+
+
+if __name__ == "__main__":
+    main()
