@@ -3,10 +3,12 @@
 Starts SGLang 0.5.23's real ``Engine`` (tiny generated LLaMA, dummy weights,
 ``model_impl="transformers"``) once with the plugin (multi-tenant baseline:
 scrubbing, tenant salts, TTL, closed endpoints) and once with
-``SGLANG_PLUGINS=none``, each in its own process, and sends the same batch of
-requests from four tenants. Prints a table; the target ratio is at least 0.97.
+``SGLANG_PLUGINS=none``, each in its own process, sends the same batch of
+requests from four tenants; the two alternate for a few rounds and each keeps its
+best run, since the machine may be shared. Prints a table; the target ratio is at
+least 0.97.
 
-    .venv-sglang/bin/python bench/sglang_engine_throughput.py [--requests N] [--new-tokens T]
+    .venv-sglang/bin/python bench/sglang_engine_throughput.py [--requests N] [--new-tokens T] [--rounds K]
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", choices=["none", "plugin"])
     parser.add_argument("--model")
     opts = parser.parse_args()
@@ -78,19 +81,24 @@ def main() -> None:
     (model / "config.json").write_text(json.dumps(TINY))
     config = tmp / "pccguard.yaml"
     config.write_text("profile: multi-tenant-baseline\nmitigations:\n  prefix_cache_ttl_seconds: 300\n")
-    rows = {}
-    for mode in ("none", "plugin"):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PCCGUARD_", "SGLANG_PLUGINS"))}
-        env["SGLANG_PLUGINS"] = "pccguard" if mode == "plugin" else "none"
-        if mode == "plugin":
-            env["PCCGUARD_CONFIG"] = str(config)
-        proc = subprocess.run([sys.executable, __file__, "--child", mode, "--model", str(model),
-                               "--requests", str(opts.requests), "--new-tokens", str(opts.new_tokens)],
-                              env=env, capture_output=True, text=True, check=False)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            raise SystemExit(f"{mode} run failed:\n{proc.stderr[-3000:]}")
-        rows[mode] = json.loads(lines[-1])
+    rows: dict[str, dict[str, Any]] = {}
+    # Alternate the two engines and keep each one's best run: the machine is shared.
+    for _round in range(opts.rounds):
+        for mode in ("none", "plugin"):
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("PCCGUARD_", "SGLANG_PLUGINS"))}
+            env["SGLANG_PLUGINS"] = "pccguard" if mode == "plugin" else "none"
+            if mode == "plugin":
+                env["PCCGUARD_CONFIG"] = str(config)
+            proc = subprocess.run([sys.executable, __file__, "--child", mode, "--model", str(model),
+                                   "--requests", str(opts.requests), "--new-tokens", str(opts.new_tokens)],
+                                  env=env, capture_output=True, text=True, check=False)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                raise SystemExit(f"{mode} run failed:\n{proc.stderr[-3000:]}")
+            row = json.loads(lines[-1])
+            print(f"round {_round + 1} {mode}: {row['tokens_per_s']:.1f} tokens/s", file=sys.stderr)
+            if mode not in rows or row["tokens_per_s"] > rows[mode]["tokens_per_s"]:
+                rows[mode] = row
     ratio = rows["plugin"]["tokens_per_s"] / rows["none"]["tokens_per_s"]
     print(f"| SGLang Engine, CPU, {opts.requests} requests x {opts.new_tokens} new tokens | seconds | "
           "output tokens/s |")

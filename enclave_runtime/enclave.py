@@ -24,6 +24,7 @@ from pccguard.enclave_runtime.channel import Channel, ChannelClosed
 from pccguard.enclave_runtime.codec import Message, WireError
 from pccguard.enclave_runtime.decoder import Decoder, RequestState
 from pccguard.enclave_runtime.errors import AcceleratorLost, IntegrityError
+from pccguard.enclave_runtime.facts import check_plan_against_rules
 from pccguard.enclave_runtime.linear import GroupExecutor
 from pccguard.enclave_runtime.model import LlamaWeights, load_weights, weights_root
 from pccguard.enclave_runtime.plan import LAYER_GROUPS, PartitionPlan, PrivacySpec, check_plan
@@ -61,6 +62,8 @@ class EnclaveServer:
             weights.spec.n_layers,
             allow_insecure=bool(options.get("allow_insecure", False)),
         )
+        if not options.get("allow_insecure", False):
+            check_plan_against_rules(self.plan, self.privacy, weights.spec.n_layers)
         self.identity = EnclaveIdentity(
             "software",
             components_for(

@@ -270,11 +270,28 @@ class Tee(_Model):
     reproducible_build: Tristate = None
 
 
+class HybridPlan(_Model):
+    """What a checked enclave–accelerator partition plan lets the accelerator see (counts, no tensors)."""
+
+    plan: str
+    plan_digest: str
+    scheme: str
+    insecure_obfuscation: bool
+    integrity_check: str
+    prompts_protected: bool
+    ops_total: int = Field(ge=0)
+    ops_offloaded: int = Field(ge=0)
+    private_unblinded_offloads: int = Field(ge=0)
+    private_obfuscated_offloads: int = Field(ge=0)
+    nonlinear_offloads: int = Field(ge=0)
+
+
 class ModelPrivacy(_Model):
     weights: Literal["public", "private"] | None = None
     private_adapters: Tristate = None
     accelerator_trusted: Tristate = None
     name: str | None = None
+    hybrid_plan: HybridPlan | None = None
 
 
 class Runtime(_Model):

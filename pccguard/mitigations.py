@@ -24,6 +24,7 @@ MITIGATIONS: dict[str, str] = {
     "cache_agnostic_scheduling": "queue order and routing do not depend on cache contents",
     "server_side_priority": "request priority is fixed by the server, not taken from the client",
     "attested_build": "the running build is measured, attested and logged for transparency",
+    "fix_configuration": "no runtime mitigation exists: the configuration itself must change (never installed)",
 }
 
 DISABLE_PREFIX = "disable:"

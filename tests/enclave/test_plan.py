@@ -135,3 +135,14 @@ def test_core_facts_patch_validates_against_the_facts_model() -> None:
     assert facts.model.private_adapters and facts.model.accelerator_trusted is False
     insecure = core_facts_patch(insecure_obfuscation_plan(), MODE_P, n_layers=2, attested=True)
     assert insecure["runtime"]["mitigations_active"] == []  # a broken scheme enforces nothing
+
+
+def test_plan_is_held_to_the_rulebook() -> None:
+    """PCC-E-011, evaluated by pccguard's engine, accepts the default plan and refuses leaky ones."""
+    from pccguard.enclave_runtime.facts import check_plan_against_rules
+
+    check_plan_against_rules(default_plan(), MODE_P, n_layers=2)  # positive control
+    with pytest.raises(PlanError, match=r"PCC-E-011.*unblinded"):
+        check_plan_against_rules(_with(default_plan(), qkv__delta="offload_clear"), MODE_P, n_layers=2)
+    with pytest.raises(PlanError, match=r"PCC-E-011.*obfuscation"):
+        check_plan_against_rules(insecure_obfuscation_plan(), MODE_P, n_layers=2)
