@@ -24,28 +24,52 @@ import time
 from pathlib import Path
 from typing import Any
 
-TINY = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
-        "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-        "vocab_size": 1024, "max_position_embeddings": 512, "rms_norm_eps": 1e-5, "torch_dtype": "float32",
-        "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": False, "hidden_act": "silu"}
+TINY = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 1024,
+    "max_position_embeddings": 512,
+    "rms_norm_eps": 1e-5,
+    "torch_dtype": "float32",
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "tie_word_embeddings": False,
+    "hidden_act": "silu",
+}
 
 
 def prompts(n: int) -> list[tuple[str, list[int]]]:
     rng = random.Random(0)
     systems = [[rng.randrange(3, 1000) for _ in range(64)] for _ in range(4)]
-    return [(f"tenant-{i % 4}", systems[i % 4] + [rng.randrange(3, 1000) for _ in range(64)]) for i in range(n)]
+    return [
+        (f"tenant-{i % 4}", systems[i % 4] + [rng.randrange(3, 1000) for _ in range(64)]) for i in range(n)
+    ]
 
 
 def child(model: str, plugin: bool, requests: int, new_tokens: int) -> dict[str, Any]:
     import contextlib
 
     import sglang as sgl
-
     from pccguard.adapters.sglang.runtime.salt import tenant_scope
 
-    engine = sgl.Engine(model_path=model, device="cpu", load_format="dummy", skip_tokenizer_init=True,
-                        attention_backend="torch_native", sampling_backend="pytorch", model_impl="transformers",
-                        mem_fraction_static=0.05, log_level="error", disable_cuda_graph=True, random_seed=0)
+    engine = sgl.Engine(
+        model_path=model,
+        device="cpu",
+        load_format="dummy",
+        skip_tokenizer_init=True,
+        attention_backend="torch_native",
+        sampling_backend="pytorch",
+        model_impl="transformers",
+        mem_fraction_static=0.05,
+        log_level="error",
+        disable_cuda_graph=True,
+        random_seed=0,
+    )
     params = {"max_new_tokens": new_tokens, "temperature": 0, "ignore_eos": True}
     work = prompts(requests)
     try:
@@ -73,7 +97,9 @@ def main() -> None:
     parser.add_argument("--model")
     opts = parser.parse_args()
     if opts.child:
-        print(json.dumps(child(opts.model, opts.child == "plugin", opts.requests, opts.new_tokens)), flush=True)
+        print(
+            json.dumps(child(opts.model, opts.child == "plugin", opts.requests, opts.new_tokens)), flush=True
+        )
         return
     tmp = Path(tempfile.mkdtemp())
     model = tmp / "tiny-llama"
@@ -89,9 +115,24 @@ def main() -> None:
             env["SGLANG_PLUGINS"] = "pccguard" if mode == "plugin" else "none"
             if mode == "plugin":
                 env["PCCGUARD_CONFIG"] = str(config)
-            proc = subprocess.run([sys.executable, __file__, "--child", mode, "--model", str(model),
-                                   "--requests", str(opts.requests), "--new-tokens", str(opts.new_tokens)],
-                                  env=env, capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    mode,
+                    "--model",
+                    str(model),
+                    "--requests",
+                    str(opts.requests),
+                    "--new-tokens",
+                    str(opts.new_tokens),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
             if proc.returncode != 0 or not lines:
                 raise SystemExit(f"{mode} run failed:\n{proc.stderr[-3000:]}")
@@ -100,15 +141,26 @@ def main() -> None:
             if mode not in rows or row["tokens_per_s"] > rows[mode]["tokens_per_s"]:
                 rows[mode] = row
     ratio = rows["plugin"]["tokens_per_s"] / rows["none"]["tokens_per_s"]
-    print(f"| SGLang Engine, CPU, {opts.requests} requests x {opts.new_tokens} new tokens | seconds | "
-          "output tokens/s |")
+    print(
+        f"| SGLang Engine, CPU, {opts.requests} requests x {opts.new_tokens} new tokens | seconds | "
+        "output tokens/s |"
+    )
     print("| --- | ---: | ---: |")
     print(f"| without plugin | {rows['none']['seconds']:.2f} | {rows['none']['tokens_per_s']:.1f} |")
-    print(f"| with plugin (scrub, salts, TTL, endpoints) | {rows['plugin']['seconds']:.2f} | "
-          f"{rows['plugin']['tokens_per_s']:.1f} |")
+    print(
+        f"| with plugin (scrub, salts, TTL, endpoints) | {rows['plugin']['seconds']:.2f} | "
+        f"{rows['plugin']['tokens_per_s']:.1f} |"
+    )
     print(f"| ratio (target >= 0.97) | | {ratio:.3f} |")
-    print(json.dumps({"bench": "sglang_engine_throughput", "ratio": round(ratio, 4),
-                      **{f"{k}_tokens_per_s": round(v["tokens_per_s"], 2) for k, v in rows.items()}}))
+    print(
+        json.dumps(
+            {
+                "bench": "sglang_engine_throughput",
+                "ratio": round(ratio, 4),
+                **{f"{k}_tokens_per_s": round(v["tokens_per_s"], 2) for k, v in rows.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

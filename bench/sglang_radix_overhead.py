@@ -79,6 +79,7 @@ def run_once(plugin: bool, requests: int, repeats: int) -> dict[str, Any]:
         HookRegistry.apply_hooks()
         enforcement = decide(sa)
         assert enforcement is not None and enforcement.active("prefix_cache_ttl")
+
         def salt_of(tenant: str) -> str:
             return salt_for(enforcement, tenant)
 
@@ -155,9 +156,22 @@ def main() -> None:
     # Alternate the two processes and keep each one's best: the machine is shared.
     for _round in range(opts.rounds):
         for mode in ("none", "plugin"):
-            proc = subprocess.run([sys.executable, __file__, "--child", mode, "--requests", str(opts.requests),
-                                   "--repeats", str(opts.repeats)], env=env, capture_output=True, text=True,
-                                  check=True)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    mode,
+                    "--requests",
+                    str(opts.requests),
+                    "--repeats",
+                    str(opts.repeats),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             row = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
             if mode not in rows or row["best_s"] < rows[mode]["best_s"]:
                 rows[mode] = row

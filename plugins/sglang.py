@@ -29,7 +29,9 @@ def _refuse_if_broken() -> None:
         raise EnforcementError("pccguard refuses to start sglang: " + "; ".join(_PROBLEMS))
     unpatched = [target for target, hook in _TARGETS if not _is_patched(target, hook)]
     if unpatched:
-        raise EnforcementError("pccguard refuses to start sglang: hooks not applied to " + ", ".join(unpatched))
+        raise EnforcementError(
+            "pccguard refuses to start sglang: hooks not applied to " + ", ".join(unpatched)
+        )
 
 
 def _is_patched(target: str, hook: Any) -> bool:

@@ -178,7 +178,9 @@ class _Facts:
             return Provenance(kind="file", name=flag, value=text, uri=self.config_file)
         return Provenance(kind="default", name=flag, value=text)
 
-    def put(self, path: str, value: Any, *, from_field: str | None = None, why: Provenance | None = None) -> None:
+    def put(
+        self, path: str, value: Any, *, from_field: str | None = None, why: Provenance | None = None
+    ) -> None:
         node = self.doc
         parts = path.split(".")
         for part in parts[:-1]:
@@ -277,7 +279,11 @@ def _memory(f: _Facts, environ: Mapping[str, str]) -> None:
         "sha256",
         why=_default("radix keys compare token ids exactly; HiCache L3 keys are SHA-256 chains"),
     )
-    f.put("optimizations.prefix_caching.eviction_policy", f.get("radix_eviction_policy"), from_field="radix_eviction_policy")
+    f.put(
+        "optimizations.prefix_caching.eviction_policy",
+        f.get("radix_eviction_policy"),
+        from_field="radix_eviction_policy",
+    )
     f.put("optimizations.prefix_caching.scrub_on_evict", False, why=_default(never))
     f.put(
         "optimizations.prefix_caching.backend",
@@ -311,8 +317,16 @@ def _offload(f: _Facts) -> None:
     tier, encrypted = _storage_tier(storage, f.get("hicache_storage_backend_extra_config"))
     enabled = hicache or lmcache or flexkv or linker
     source = next(
-        (n for n, on in (("enable_hierarchical_cache", hicache), ("enable_lmcache", lmcache),
-                         ("enable_flexkv", flexkv), ("enable_unified_cache_external_linker", linker)) if on),
+        (
+            n
+            for n, on in (
+                ("enable_hierarchical_cache", hicache),
+                ("enable_lmcache", lmcache),
+                ("enable_flexkv", flexkv),
+                ("enable_unified_cache_external_linker", linker),
+            )
+            if on
+        ),
         "enable_hierarchical_cache",
     )
     f.put("optimizations.disk_offloading.enabled", enabled, from_field=source)
@@ -324,10 +338,18 @@ def _offload(f: _Facts) -> None:
     if lmcache or linker:
         tiers.append("remote")
     f.put("optimizations.disk_offloading.tiers", sorted(set(tiers)), from_field=source)
-    backend = storage or ("lmcache" if lmcache else "flexkv" if flexkv else "external_linker" if linker else "host_memory")
-    f.put("optimizations.disk_offloading.backend", backend, from_field="hicache_storage_backend" if storage else source)
+    backend = storage or (
+        "lmcache" if lmcache else "flexkv" if flexkv else "external_linker" if linker else "host_memory"
+    )
+    f.put(
+        "optimizations.disk_offloading.backend",
+        backend,
+        from_field="hicache_storage_backend" if storage else source,
+    )
     if encrypted:
-        why = _default("pccguard's AES-GCM HiCache backend, keys in memory per start", "--hicache-storage-backend")
+        why = _default(
+            "pccguard's AES-GCM HiCache backend, keys in memory per start", "--hicache-storage-backend"
+        )
         f.put("optimizations.disk_offloading.encrypted", True, why=why)
         f.put("optimizations.disk_offloading.cipher", "AES-256-GCM", why=why)
         f.put("optimizations.disk_offloading.key_scope", "process", why=why)
@@ -343,12 +365,20 @@ def _transfer(f: _Facts) -> None:
     f.put("optimizations.disaggregated_prefill.enabled", on, from_field="disaggregation_mode")
     if on:
         backend = f.get("disaggregation_transfer_backend")
-        f.put("optimizations.disaggregated_prefill.backend", backend, from_field="disaggregation_transfer_backend")
+        f.put(
+            "optimizations.disaggregated_prefill.backend",
+            backend,
+            from_field="disaggregation_transfer_backend",
+        )
         f.put("optimizations.disaggregated_prefill.role", mode, from_field="disaggregation_mode")
         plain = _default("sglang 0.5.23 transfers KV without encryption or authentication")
         f.put("optimizations.disaggregated_prefill.encrypted_transport", False, why=plain)
         crosses = None if backend != "fake" else False
-        f.put("optimizations.disaggregated_prefill.crosses_hosts", crosses, from_field="disaggregation_transfer_backend")
+        f.put(
+            "optimizations.disaggregated_prefill.crosses_hosts",
+            crosses,
+            from_field="disaggregation_transfer_backend",
+        )
         f.put("optimizations.disaggregated_prefill.synchronized_expiry", False, why=_default("no KV expiry"))
         # The decode side pulls KV from the prefill side over the same channel.
         f.put("optimizations.pulling.enabled", True, from_field="disaggregation_mode")
@@ -371,11 +401,16 @@ def _batching(f: _Facts) -> None:
     else:
         enabled = int(size) > 0
     f.put("optimizations.chunked_prefill.enabled", enabled, from_field="chunked_prefill_size")
-    f.put("optimizations.chunked_prefill.max_batched_tokens", size if size and size > 0 else None,
-          from_field="chunked_prefill_size")
+    f.put(
+        "optimizations.chunked_prefill.max_batched_tokens",
+        size if size and size > 0 else None,
+        from_field="chunked_prefill_size",
+    )
     radix = not bool(f.get("disable_radix_cache"))
     enters = None if enabled is None else (enabled and radix)
-    f.put("optimizations.chunked_prefill.chunks_enter_prefix_cache", enters, from_field="chunked_prefill_size")
+    f.put(
+        "optimizations.chunked_prefill.chunks_enter_prefix_cache", enters, from_field="chunked_prefill_size"
+    )
     f.put("optimizations.prepack_prefill.enabled", False, why=_default("sglang 0.5.23 has no such feature"))
 
 
@@ -386,30 +421,45 @@ def _speculation(f: _Facts) -> None:
     f.put("optimizations.speculation.enabled", draft, from_field="speculative_algorithm")
     if draft:
         f.put("optimizations.speculation.method", algo.lower(), from_field="speculative_algorithm")
-        f.put("optimizations.speculation.cross_request_state", False,
-              why=_default("draft-model state is per request"))
+        f.put(
+            "optimizations.speculation.cross_request_state",
+            False,
+            why=_default("draft-model state is per request"),
+        )
         f.put("optimizations.speculation.store_scope", "request", from_field="speculative_algorithm")
     f.put("optimizations.database_speculation.enabled", database, from_field="speculative_algorithm")
     if database:
-        why = _default("one NgramCorpus fed by every request, reset only by flush_cache", "--speculative-algorithm")
+        why = _default(
+            "one NgramCorpus fed by every request, reset only by flush_cache", "--speculative-algorithm"
+        )
         f.put("optimizations.database_speculation.method", "ngram", from_field="speculative_algorithm")
         f.put("optimizations.database_speculation.cross_request_state", True, why=why)
         f.put("optimizations.database_speculation.store_scope", "global", why=why)
         f.put("optimizations.database_speculation.differential_privacy", False, why=why)
-    f.put("optimizations.context_speculation.enabled", False, why=_default("no prompt-lookup drafting in sglang"))
+    f.put(
+        "optimizations.context_speculation.enabled",
+        False,
+        why=_default("no prompt-lookup drafting in sglang"),
+    )
 
 
 def _parallelism(f: _Facts) -> None:
     nnodes = int(f.get("nnodes") or 1)
-    for opt, name in (("tensor_parallelism", "tp_size"), ("pipeline_parallelism", "pp_size"),
-                      ("sequence_parallelism", "attn_cp_size")):
+    for opt, name in (
+        ("tensor_parallelism", "tp_size"),
+        ("pipeline_parallelism", "pp_size"),
+        ("sequence_parallelism", "attn_cp_size"),
+    ):
         size = int(f.get(name) or 1)
         f.put(f"optimizations.{opt}.enabled", size > 1, from_field=name)
         f.put(f"optimizations.{opt}.size", size, from_field=name)
         if size > 1:
             f.put(f"optimizations.{opt}.crosses_hosts", nnodes > 1, from_field="nnodes")
-            f.put(f"optimizations.{opt}.encrypted_interconnect", False,
-                  why=_default("NCCL/Gloo traffic is not encrypted"))
+            f.put(
+                f"optimizations.{opt}.encrypted_interconnect",
+                False,
+                why=_default("NCCL/Gloo traffic is not encrypted"),
+            )
 
 
 def _scheduling(f: _Facts, environ: Mapping[str, str]) -> None:
@@ -417,31 +467,56 @@ def _scheduling(f: _Facts, environ: Mapping[str, str]) -> None:
     priority = bool(f.get("enable_priority_scheduling")) or policy == "priority"
     f.put("optimizations.priority_scheduling.enabled", priority, from_field="enable_priority_scheduling")
     if priority:
-        f.put("optimizations.priority_scheduling.priority_source", "client",
-              why=_default("the request's priority field", "--enable-priority-scheduling"))
+        f.put(
+            "optimizations.priority_scheduling.priority_source",
+            "client",
+            why=_default("the request's priority field", "--enable-priority-scheduling"),
+        )
     # With the tree disabled SchedulePolicy falls back to FCFS for every cache-aware policy.
     aware = policy in CACHE_AWARE_POLICIES and not f.get("disable_radix_cache")
     f.put("optimizations.cache_aware_scheduling.enabled", aware, from_field="schedule_policy")
     f.put("optimizations.cache_aware_scheduling.policy", policy, from_field="schedule_policy")
     if aware:
-        f.put("optimizations.cache_aware_scheduling.scope", "global",
-              why=_default("one tree for all tenants unless clients salt", "--schedule-policy"))
-    f.put("optimizations.request_level_prediction.enabled", False,
-          why=_default("no output-length prediction in sglang 0.5.23"))
+        f.put(
+            "optimizations.cache_aware_scheduling.scope",
+            "global",
+            why=_default("one tree for all tenants unless clients salt", "--schedule-policy"),
+        )
+    f.put(
+        "optimizations.request_level_prediction.enabled",
+        False,
+        why=_default("no output-length prediction in sglang 0.5.23"),
+    )
     dp = int(f.get("dp_size") or 1)
     f.put("optimizations.machine_level_scheduler.enabled", True if dp > 1 else None, from_field="dp_size")
     if dp > 1:
-        f.put("optimizations.machine_level_scheduler.inside_trust_boundary", True,
-              why=_default("the data-parallel controller runs inside the engine", "--dp-size"))
-        f.put("optimizations.machine_level_scheduler.uses_prompt_content", False, from_field="load_balance_method")
+        f.put(
+            "optimizations.machine_level_scheduler.inside_trust_boundary",
+            True,
+            why=_default("the data-parallel controller runs inside the engine", "--dp-size"),
+        )
+        f.put(
+            "optimizations.machine_level_scheduler.uses_prompt_content",
+            False,
+            from_field="load_balance_method",
+        )
     # Roles (and /pd_role_switch flips between them) exist only with PD disaggregation.
-    f.put("optimizations.instance_flip.enabled", f.get("disaggregation_mode") in ("prefill", "decode"),
-          from_field="disaggregation_mode")
+    f.put(
+        "optimizations.instance_flip.enabled",
+        f.get("disaggregation_mode") in ("prefill", "decode"),
+        from_field="disaggregation_mode",
+    )
     profiler_dir = environ.get("SGLANG_TORCH_PROFILER_DIR")
-    f.put("optimizations.global_profiling.enabled", bool(profiler_dir),
-          why=Provenance(kind="env", name="SGLANG_TORCH_PROFILER_DIR", value="<set>" if profiler_dir else None))
-    f.put("optimizations.closed_source.enabled", None,
-          why=_default("sglang is open source; the rest of the stack is not visible from its arguments"))
+    f.put(
+        "optimizations.global_profiling.enabled",
+        bool(profiler_dir),
+        why=Provenance(kind="env", name="SGLANG_TORCH_PROFILER_DIR", value="<set>" if profiler_dir else None),
+    )
+    f.put(
+        "optimizations.closed_source.enabled",
+        None,
+        why=_default("sglang is open source; the rest of the stack is not visible from its arguments"),
+    )
 
 
 def _observability(f: _Facts, environ: Mapping[str, str]) -> None:
@@ -452,48 +527,77 @@ def _observability(f: _Facts, environ: Mapping[str, str]) -> None:
     for facet in ("request_logging", "output_logging"):
         f.put(f"observability.{facet}.enabled", log, from_field="log_requests")
         f.put(f"observability.{facet}.content", content, from_field="log_requests_level")
-        f.put(f"observability.{facet}.allowlisted", False, why=_default("free-form log lines", "--log-requests"))
+        f.put(
+            f"observability.{facet}.allowlisted", False, why=_default("free-form log lines", "--log-requests")
+        )
     events = f.get("kv_events_config")
     f.put("observability.kv_events.enabled", bool(events), from_field="kv_events_config")
     if events:
         endpoint = None
         with contextlib.suppress(ValueError, TypeError, AttributeError):
             endpoint = json.loads(events).get("endpoint")
-        f.put("observability.kv_events.includes_token_ids", True,
-              why=_default("BlockStored events carry token ids", "--kv-events-config"))
-        f.put("observability.kv_events.includes_salt", False,
-              why=_default("events carry salt-namespaced hashes, not salts", "--kv-events-config"))
+        f.put(
+            "observability.kv_events.includes_token_ids",
+            True,
+            why=_default("BlockStored events carry token ids", "--kv-events-config"),
+        )
+        f.put(
+            "observability.kv_events.includes_salt",
+            False,
+            why=_default("events carry salt-namespaced hashes, not salts", "--kv-events-config"),
+        )
         f.put("observability.kv_events.endpoint", endpoint, from_field="kv_events_config")
-    f.put("observability.cached_token_reporting.enabled", True,
-          why=Provenance(kind="default" if not f.get("enable_cache_report") else "flag",
-                         name="--enable-cache-report",
-                         value="meta_info.cached_tokens is always returned by the native API"))
+    f.put(
+        "observability.cached_token_reporting.enabled",
+        True,
+        why=Provenance(
+            kind="default" if not f.get("enable_cache_report") else "flag",
+            name="--enable-cache-report",
+            value="meta_info.cached_tokens is always returned by the native API",
+        ),
+    )
     if f.get("enable_cache_report"):
-        f.provenance["observability.cached_token_reporting.enabled"] = f.source(
-            "enable_cache_report", True)
+        f.provenance["observability.cached_token_reporting.enabled"] = f.source("enable_cache_report", True)
     metrics = bool(f.get("enable_metrics"))
     f.put("observability.metrics.enabled", metrics, from_field="enable_metrics")
     if metrics:
-        f.put("observability.metrics.cache_hit_metrics", True,
-              why=_default("cache-hit rate and cached-token counters", "--enable-metrics"))
-        f.put("observability.metrics.authenticated", False,
-              why=_default("/metrics is always open, even with API keys", "--enable-metrics"))
+        f.put(
+            "observability.metrics.cache_hit_metrics",
+            True,
+            why=_default("cache-hit rate and cached-token counters", "--enable-metrics"),
+        )
+        f.put(
+            "observability.metrics.authenticated",
+            False,
+            why=_default("/metrics is always open, even with API keys", "--enable-metrics"),
+        )
     trace = bool(f.get("enable_trace"))
     f.put("observability.tracing.enabled", trace, from_field="enable_trace")
     if trace:
-        f.put("observability.tracing.endpoint", f.get("otlp_traces_endpoint"), from_field="otlp_traces_endpoint")
-        f.put("observability.tracing.captures_content", False,
-              why=_default("spans carry request ids and timings", "--enable-trace"))
-    f.put("observability.profiler.enabled", bool(environ.get("SGLANG_TORCH_PROFILER_DIR")),
-          why=Provenance(kind="env", name="SGLANG_TORCH_PROFILER_DIR"))
+        f.put(
+            "observability.tracing.endpoint", f.get("otlp_traces_endpoint"), from_field="otlp_traces_endpoint"
+        )
+        f.put(
+            "observability.tracing.captures_content",
+            False,
+            why=_default("spans carry request ids and timings", "--enable-trace"),
+        )
+    f.put(
+        "observability.profiler.enabled",
+        bool(environ.get("SGLANG_TORCH_PROFILER_DIR")),
+        why=Provenance(kind="env", name="SGLANG_TORCH_PROFILER_DIR"),
+    )
     dump_fields = ("crash_dump_folder", "debug_tensor_dump_output_folder", "msprobe_dump_config")
     dumping = next((n for n in dump_fields if f.get(n)), None)
     f.put("observability.dumps.enabled", dumping is not None, from_field=dumping or "crash_dump_folder")
     if dumping:
         f.put("observability.dumps.path", str(f.get(dumping))[:200], from_field=dumping)
     f.put("observability.usage_stats.enabled", False, why=_default("sglang 0.5.23 sends no usage statistics"))
-    f.put("observability.response_store.enabled", bool(f.get("enable_response_store")),
-          from_field="enable_response_store")
+    f.put(
+        "observability.response_store.enabled",
+        bool(f.get("enable_response_store")),
+        from_field="enable_response_store",
+    )
 
 
 def _api(f: _Facts, environ: Mapping[str, str]) -> None:
@@ -501,21 +605,33 @@ def _api(f: _Facts, environ: Mapping[str, str]) -> None:
     admin_key = bool(f.get("admin_api_key"))
     f.put("api.auth_required", api_key, from_field="api_key")
     # ADMIN_OPTIONAL routes take the admin key if set, else the API key, else nothing.
-    f.put("api.admin_auth_required", admin_key or api_key, from_field="admin_api_key" if admin_key else "api_key")
+    f.put(
+        "api.admin_auth_required",
+        admin_key or api_key,
+        from_field="admin_api_key" if admin_key else "api_key",
+    )
     tls = bool(f.get("ssl_certfile") and f.get("ssl_keyfile"))
     if tls:
         f.put("api.tls_terminated_by", "engine", from_field="ssl_certfile")
-    f.put("api.custom_logit_processors", bool(f.get("enable_custom_logit_processor")),
-          from_field="enable_custom_logit_processor")
+    f.put(
+        "api.custom_logit_processors",
+        bool(f.get("enable_custom_logit_processor")),
+        from_field="enable_custom_logit_processor",
+    )
     f.put("api.runtime_lora_updates", bool(f.get("enable_lora")), from_field="enable_lora")
-    f.put("api.runtime_weight_updates", True, why=_default("/update_weights_from_* routes are always mounted"))
+    f.put(
+        "api.runtime_weight_updates", True, why=_default("/update_weights_from_* routes are always mounted")
+    )
     endpoints = []
     authenticated = admin_key or api_key
     for path, purpose in PRIVILEGED_ROUTES.items():
         endpoints.append({"path": path, "purpose": purpose, "enabled": True, "authenticated": authenticated})
     if environ.get("DUMPER_SERVER_PORT") == "reuse":
-        endpoints.append({"path": DUMPER_PREFIX, "purpose": "debug", "enabled": True,
-                          "authenticated": authenticated})
+        endpoints.append(
+            {"path": DUMPER_PREFIX, "purpose": "debug", "enabled": True, "authenticated": authenticated}
+        )
     f.doc["endpoints"] = endpoints
     for i, item in enumerate(endpoints):
-        f.provenance[f"endpoints.{i}"] = Provenance(kind="default", name=item["path"], value="mounted by sglang")
+        f.provenance[f"endpoints.{i}"] = Provenance(
+            kind="default", name=item["path"], value="mounted by sglang"
+        )

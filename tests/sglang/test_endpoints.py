@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, scenario_env
+
+from tests.sglang.support import free_port, scenario_env
 
 HOST = "127.0.0.1"
 BOOT_TIMEOUT_S = 300
@@ -29,7 +30,9 @@ class Server:
     dumps: Path
     proc: subprocess.Popen[bytes]
 
-    def call(self, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> int:
+    def call(
+        self, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> int:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method="POST" if data else "GET")
         request.add_header("Content-Type", "application/json")
@@ -46,11 +49,37 @@ def _launch(model: Path, tmp: Path, plugin: bool, config: Path | None, *extra: s
     port = free_port()
     log = open(tmp / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sglang.launch_server", "--model-path", str(model), "--device", "cpu",
-         "--load-format", "dummy", "--skip-tokenizer-init", "--attention-backend", "torch_native",
-         "--sampling-backend", "pytorch", "--model-impl", "transformers", "--mem-fraction-static", "0.05",
-         "--disable-cuda-graph", "--host", HOST, "--port", str(port), "--log-level", "warning", *extra],
-        env=scenario_env(plugin, config), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            str(model),
+            "--device",
+            "cpu",
+            "--load-format",
+            "dummy",
+            "--skip-tokenizer-init",
+            "--attention-backend",
+            "torch_native",
+            "--sampling-backend",
+            "pytorch",
+            "--model-impl",
+            "transformers",
+            "--mem-fraction-static",
+            "0.05",
+            "--disable-cuda-graph",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        env=scenario_env(plugin, config),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     server = Server(base=f"http://{HOST}:{port}", dumps=tmp / "dumps", proc=proc)
     deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -83,9 +112,12 @@ def open_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture(scope="module")
-def guarded_server(tiny_model: Path, plugin_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _launch(tiny_model, tmp_path_factory.mktemp("srv-plugin"), True, plugin_config,
-                       "--admin-api-key", ADMIN_KEY)
+def guarded_server(
+    tiny_model: Path, plugin_config: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    yield from _launch(
+        tiny_model, tmp_path_factory.mktemp("srv-plugin"), True, plugin_config, "--admin-api-key", ADMIN_KEY
+    )
 
 
 def _generate(server: Server, tenant: str) -> int:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch  # noqa: F401, I001  (before regopy: see pccguard.adapters.sglang.facts)
-
 import importlib.metadata
 import pkgutil
 
+import torch  # noqa: F401  (before regopy: see pccguard.adapters.sglang.facts)
 from pccguard.adapters.sglang.routes import PRIVILEGED_ROUTES
 from pccguard.adapters.sglang.runtime import salt
 

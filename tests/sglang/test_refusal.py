@@ -9,20 +9,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SCENARIO_TIMEOUT_S, SCENARIOS, scenario_env
+
+from tests.sglang.support import SCENARIO_TIMEOUT_S, SCENARIOS, scenario_env
 
 
 @pytest.fixture(scope="module")
-def outcomes(tiny_model: Path, plugin_config: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def outcomes(
+    tiny_model: Path, plugin_config: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("refusal")
     malformed = tmp / "malformed.yaml"
     malformed.write_text("profile: multi-tenant-baseline\nno_such_option: true\n", encoding="utf-8")
     rules = tmp / "rules"
     rules.mkdir()
-    (rules / "broken.rego").write_text("# METADATA\n# title: broken\npackage pcc.rules.broken\n\ndeny contains {\n",
-                                       encoding="utf-8")
+    (rules / "broken.rego").write_text(
+        "# METADATA\n# title: broken\npackage pcc.rules.broken\n\ndeny contains {\n", encoding="utf-8"
+    )
     broken = tmp / "broken-rules.yaml"
-    broken.write_text(f"profile: multi-tenant-baseline\nrules_dirs: [{json.dumps(str(rules))}]\n", encoding="utf-8")
+    broken.write_text(
+        f"profile: multi-tenant-baseline\nrules_dirs: [{json.dumps(str(rules))}]\n", encoding="utf-8"
+    )
     cases = {
         "violating": {"config": str(plugin_config), "extra": {"enable_custom_logit_processor": True}},
         "malformed_config": {"config": str(malformed)},
@@ -30,8 +36,12 @@ def outcomes(tiny_model: Path, plugin_config: Path, tmp_path_factory: pytest.Tem
     }
     proc = subprocess.run(
         [sys.executable, str(SCENARIOS / "refusal.py"), str(tiny_model), "plugin", json.dumps(cases)],
-        cwd=SCENARIOS, env=scenario_env(True, plugin_config), capture_output=True, text=True,
-        timeout=SCENARIO_TIMEOUT_S, check=False,
+        cwd=SCENARIOS,
+        env=scenario_env(True, plugin_config),
+        capture_output=True,
+        text=True,
+        timeout=SCENARIO_TIMEOUT_S,
+        check=False,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0 and lines, (proc.stdout + proc.stderr)[-3000:]

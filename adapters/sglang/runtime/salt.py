@@ -90,7 +90,7 @@ def is_server_salt(value: Any) -> bool:
             isinstance(v, str)
             and v.startswith(SALT_PREFIX)
             and len(v) == len(SALT_PREFIX) + _SALT_HEX
-            and all(c in "0123456789abcdef" for c in v[len(SALT_PREFIX):])
+            and all(c in "0123456789abcdef" for c in v[len(SALT_PREFIX) :])
         )
 
     if isinstance(value, list):
@@ -105,8 +105,12 @@ def load_tenant_keys(path: Path | None) -> dict[str, str]:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read tenancy.api_keys_file: {type(exc).__name__}", where=str(path)) from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise InputError(
+            f"cannot read tenancy.api_keys_file: {type(exc).__name__}", where=str(path)
+        ) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
         raise InputError("tenancy.api_keys_file must map SHA-256 hex digests to tenant ids", where=str(path))
     return {k.lower(): v for k, v in data.items()}
 
@@ -152,11 +156,10 @@ def _before_generate(manager: Any, obj: Any, request: Any = None, *args: Any, **
     enforcement = STATE.current
     if enforcement is None:
         return None
-    if enforcement.active(PRIORITY_MITIGATION) and hasattr(obj, "priority"):
-        # The client's priority is dropped; the server's default applies.
-        if getattr(obj, "priority", None) is not None:
-            obj.priority = None
-            STATE.count(AuditKind.REQUEST_REFUSED, PRIORITY_MITIGATION, 1, "requests", reason="client_priority")
+    # The client's priority is dropped; the server's default applies.
+    if enforcement.active(PRIORITY_MITIGATION) and getattr(obj, "priority", None) is not None:
+        obj.priority = None
+        STATE.count(AuditKind.REQUEST_REFUSED, PRIORITY_MITIGATION, 1, "requests", reason="client_priority")
     if not enforcement.active(MITIGATION) or not hasattr(obj, "cache_salt"):
         return None
     if request is None:

@@ -28,16 +28,18 @@ from .state import STATE, Enforcement
 logger = logging.getLogger("pccguard.sglang")
 
 #: Everything this adapter implements (subject to configuration and engine kind).
-IMPLEMENTED = frozenset({
-    "scrub_freed_kv",
-    "tenant_cache_salt",
-    "prefix_cache_ttl",
-    "close_privileged_endpoints",
-    "disable:runtime_updates",
-    "cache_agnostic_scheduling",
-    "per_tenant_spec_corpus",
-    "server_side_priority",
-})
+IMPLEMENTED = frozenset(
+    {
+        "scrub_freed_kv",
+        "tenant_cache_salt",
+        "prefix_cache_ttl",
+        "close_privileged_endpoints",
+        "disable:runtime_updates",
+        "cache_agnostic_scheduling",
+        "per_tenant_spec_corpus",
+        "server_side_priority",
+    }
+)
 
 
 def runtime_facts(server_args: Any, config: PluginConfig) -> DeploymentFacts:
@@ -51,12 +53,14 @@ def runtime_facts(server_args: Any, config: PluginConfig) -> DeploymentFacts:
     tenancy = config.tenancy
     cfg = Provenance(kind="config", name="PCCGUARD_CONFIG")
     update: dict[str, Any] = {
-        "tenancy": facts.tenancy.model_copy(update={
-            "mode": tenancy.mode,
-            "identified_by": tenancy.identified_by,
-            "tenant_header": tenancy.tenant_header if tenancy.identified_by == "header" else None,
-            "authenticated_at": "gateway" if tenancy.identified_by == "header" else "engine",
-        }),
+        "tenancy": facts.tenancy.model_copy(
+            update={
+                "mode": tenancy.mode,
+                "identified_by": tenancy.identified_by,
+                "tenant_header": tenancy.tenant_header if tenancy.identified_by == "header" else None,
+                "authenticated_at": "gateway" if tenancy.identified_by == "header" else "engine",
+            }
+        ),
     }
     provenance = dict(facts.provenance)
     for key in ("mode", "identified_by", "authenticated_at"):
@@ -92,8 +96,11 @@ def installable(server_args: Any, config: PluginConfig) -> set[str]:
     if not m.close_privileged_endpoints:
         out -= {"close_privileged_endpoints", "disable:runtime_updates"}
     plain_tree = not (
-        get("disable_radix_cache") or get("enable_hierarchical_cache") or get("enable_lmcache")
-        or get("enable_flexkv") or get("enable_unified_cache_external_linker")
+        get("disable_radix_cache")
+        or get("enable_hierarchical_cache")
+        or get("enable_lmcache")
+        or get("enable_flexkv")
+        or get("enable_unified_cache_external_linker")
     )
     if m.prefix_cache_ttl_seconds is None or not plain_tree:
         out.discard("prefix_cache_ttl")
@@ -101,8 +108,10 @@ def installable(server_args: Any, config: PluginConfig) -> set[str]:
         # SGLang installs its auth middleware only with a single tokenizer worker.
         out -= {"close_privileged_endpoints", "disable:runtime_updates"}
     storage = get("hicache_storage_backend")
-    if m.encrypt_offload and storage == "dynamic" and PCCGUARD_STORAGE_CLASS in str(
-        get("hicache_storage_backend_extra_config") or ""
+    if (
+        m.encrypt_offload
+        and storage == "dynamic"
+        and PCCGUARD_STORAGE_CLASS in str(get("hicache_storage_backend_extra_config") or "")
     ):
         out.add("encrypt_offload")
     return out
@@ -163,8 +172,11 @@ def _decide_locked(server_args: Any) -> Enforcement | None:
         rule_ids=[r.id for r in decision.blocking][:64],
     )
     if not decision.allowed:
-        STATE.audit.emit(AuditKind.STARTUP_REFUSED, reason="remaining_deny",
-                         rule_ids=[r.id for r in decision.blocking][:64])
+        STATE.audit.emit(
+            AuditKind.STARTUP_REFUSED,
+            reason="remaining_deny",
+            rule_ids=[r.id for r in decision.blocking][:64],
+        )
         enforce_or_refuse("sglang", decision)
     admin_routes = (
         "require_admin_key"
@@ -176,7 +188,8 @@ def _decide_locked(server_args: Any) -> Enforcement | None:
         installed=frozenset(decision.install),
         admin_routes=admin_routes,
         tenant_keys=salt.load_tenant_keys(config.tenancy.api_keys_file)
-        if config.tenancy.identified_by == "api_key" else {},
+        if config.tenancy.identified_by == "api_key"
+        else {},
     )
     STATE.current = enforcement
     for mitigation in decision.install:

@@ -68,8 +68,9 @@ class _State:
         pending, self._pending = self._pending, defaultdict(int)
         self._last_emit = time.monotonic()
         for (kind, mitigation, unit, reason), n in pending.items():
-            self.audit.emit(kind, mitigation=mitigation, count=n, unit=unit,
-                            reason=None if reason == "-" else reason)
+            self.audit.emit(
+                kind, mitigation=mitigation, count=n, unit=unit, reason=None if reason == "-" else reason
+            )
 
     def counters(self) -> dict[str, int]:
         """Emitted totals plus what is still aggregated (for tests and metrics)."""

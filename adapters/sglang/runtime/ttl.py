@@ -69,8 +69,11 @@ def expire(tree: Any, cutoff: float) -> int:
     """Evict every unlocked node last used before ``cutoff`` (monotonic seconds); returns tokens."""
     if getattr(tree, "disable", True) or not supports_tree(tree):
         return 0
-    heap = [(node.last_access_time, node.id, node) for node in list(tree.evictable_leaves)
-            if node.last_access_time < cutoff]
+    heap = [
+        (node.last_access_time, node.id, node)
+        for node in list(tree.evictable_leaves)
+        if node.last_access_time < cutoff
+    ]
     heapq.heapify(heap)
     evicted = 0
     while heap:

@@ -93,14 +93,17 @@ class ScrubTracker:
             self._reasons["free"] += len(new)
 
     def _after_allocate(self, blocks: list[Any]) -> None:
+        ids = [block.block_id for block in blocks]
         dirty = self._dirty
-        for block in blocks:
-            block_id = block.block_id
-            # Still holding data: a cached block LRU-evicted by this allocation (or anything no path
-            # above scrubbed). Zeroed at the start of this step, before the new owner writes.
-            if block_id in dirty:
-                self._queue(block_id, "evict")
-            dirty.add(block_id)
+        # Still holding data: a cached block LRU-evicted by this allocation (or anything no path
+        # above scrubbed). Zeroed at the start of this step, before the new owner writes.
+        stale = dirty.intersection(ids)
+        if stale:
+            pending = self._pending
+            new = [i for i in stale if i not in pending]
+            pending.update(dict.fromkeys(new))
+            self._reasons["evict"] += len(new)
+        dirty.update(ids)
 
     def _after_reset(self) -> None:
         ids = [i for i in self._dirty if self.pool.blocks[i].ref_cnt == 0]

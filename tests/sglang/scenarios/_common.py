@@ -31,10 +31,9 @@ def server_args(model: str, *extra: str) -> Any:
 
 def install_plugin(sa: Any) -> Any:
     """What SGLang's load_plugins() does in a scheduler process, then the startup decision."""
-    from sglang.srt.plugins.hook_registry import HookRegistry
-
     from pccguard.adapters.sglang.runtime.startup import decide
     from pccguard.plugins.sglang import register
+    from sglang.srt.plugins.hook_registry import HookRegistry
 
     register()
     HookRegistry.apply_hooks()
@@ -43,7 +42,8 @@ def install_plugin(sa: Any) -> Any:
 
 def publish(sa: Any) -> None:
     """Publish the config namespaces the scheduler reads (as run_scheduler_process does)."""
-    from sglang.srt.runtime_context import SpawnRanks, publish as _publish
+    from sglang.srt.runtime_context import SpawnRanks
+    from sglang.srt.runtime_context import publish as _publish
 
     _publish(sa, role="scheduler", ranks=SpawnRanks(0))
 

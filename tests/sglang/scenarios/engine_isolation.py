@@ -21,17 +21,25 @@ PROBE = [11, 12, 13, 14, 501, 502, 503, 999]
 def main() -> None:
     model, plugin = args()
     import sglang as sgl
-
     from pccguard.adapters.sglang.runtime.salt import tenant_scope
 
     def scope(tenant: str):  # type: ignore[no-untyped-def]
         return tenant_scope(tenant) if plugin else contextlib.nullcontext()
 
     started = time.monotonic()
-    engine = sgl.Engine(model_path=model, device="cpu", load_format="dummy", skip_tokenizer_init=True,
-                        attention_backend="torch_native", sampling_backend="pytorch",
-                        model_impl="transformers", mem_fraction_static=0.05, log_level="error",
-                        disable_cuda_graph=True, random_seed=0)
+    engine = sgl.Engine(
+        model_path=model,
+        device="cpu",
+        load_format="dummy",
+        skip_tokenizer_init=True,
+        attention_backend="torch_native",
+        sampling_backend="pytorch",
+        model_impl="transformers",
+        mem_fraction_static=0.05,
+        log_level="error",
+        disable_cuda_graph=True,
+        random_seed=0,
+    )
     boot = time.monotonic() - started
     params = {"max_new_tokens": 2, "temperature": 0}
 

@@ -23,11 +23,24 @@ def config(path: str, dynamic: bool) -> object:
 
     extra = {"file_storage_path": path}
     if dynamic:
-        extra.update(backend_name="pccguard-aesgcm", module_path="pccguard.adapters.sglang.runtime.hicache",
-                     class_name="EncryptedHiCacheStorage")
-    return HiCacheStorageConfig(tp_rank=0, tp_size=1, pp_rank=0, pp_size=1, attn_cp_rank=0, attn_cp_size=1,
-                                is_mla_model=False, enable_storage_metrics=False, is_page_first_layout=False,
-                                model_name="tiny", extra_config=extra)
+        extra.update(
+            backend_name="pccguard-aesgcm",
+            module_path="pccguard.adapters.sglang.runtime.hicache",
+            class_name="EncryptedHiCacheStorage",
+        )
+    return HiCacheStorageConfig(
+        tp_rank=0,
+        tp_size=1,
+        pp_rank=0,
+        pp_size=1,
+        attn_cp_rank=0,
+        attn_cp_size=1,
+        is_mla_model=False,
+        enable_storage_metrics=False,
+        is_page_first_layout=False,
+        model_name="tiny",
+        extra_config=extra,
+    )
 
 
 def main() -> None:
@@ -55,8 +68,14 @@ def main() -> None:
             data[20] ^= 0xFF
             files[0].write_bytes(bytes(data))
             tampered = store.get("page-0", torch.zeros(64, dtype=torch.float32)) is None
-        result[name] = {"stored": bool(ok), "files": len(files), "plaintext_on_disk": plaintext_on_disk,
-                        "roundtrip": roundtrip, "tamper_rejected": tampered, "class": type(store).__name__}
+        result[name] = {
+            "stored": bool(ok),
+            "files": len(files),
+            "plaintext_on_disk": plaintext_on_disk,
+            "roundtrip": roundtrip,
+            "tamper_rejected": tampered,
+            "class": type(store).__name__,
+        }
     report(result)
 
 

@@ -21,8 +21,14 @@ DRAFTS = 6
 def corpus() -> object:
     from sglang.srt.speculative.cpp_ngram.ngram_corpus import NgramCorpus
 
-    return NgramCorpus(max_trie_depth=8, min_bfs_breadth=1, max_bfs_breadth=4, draft_token_num=DRAFTS,
-                       match_type="BFS", capacity=100000)
+    return NgramCorpus(
+        max_trie_depth=8,
+        min_bfs_breadth=1,
+        max_bfs_breadth=4,
+        draft_token_num=DRAFTS,
+        match_type="BFS",
+        capacity=100000,
+    )
 
 
 def proposed(store: object, rid: str) -> list[int]:
@@ -54,13 +60,15 @@ def main() -> None:
     to_b = proposed(store, "b1")
     bind([req_a2])
     to_a = proposed(store, "a2")
-    report({
-        "to_b": to_b,
-        "to_a": to_a,
-        "b_got_secret": any(t in SECRET[1:] for t in to_b),
-        "a_got_secret": any(t in SECRET[1:] for t in to_a),
-        "tenants": getattr(store, "tenants", lambda: 1)(),
-    })
+    report(
+        {
+            "to_b": to_b,
+            "to_a": to_a,
+            "b_got_secret": any(t in SECRET[1:] for t in to_b),
+            "a_got_secret": any(t in SECRET[1:] for t in to_a),
+            "tenants": getattr(store, "tenants", lambda: 1)(),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -22,13 +22,26 @@ def attempt(model: str, config: str, **extra: object) -> dict[str, object]:
     os.environ["PCCGUARD_CONFIG"] = config
     started = time.monotonic()
     try:
-        engine = sgl.Engine(model_path=model, device="cpu", load_format="dummy", skip_tokenizer_init=True,
-                            attention_backend="torch_native", sampling_backend="pytorch",
-                            model_impl="transformers", mem_fraction_static=0.05, log_level="error",
-                            disable_cuda_graph=True, **extra)
+        engine = sgl.Engine(
+            model_path=model,
+            device="cpu",
+            load_format="dummy",
+            skip_tokenizer_init=True,
+            attention_backend="torch_native",
+            sampling_backend="pytorch",
+            model_impl="transformers",
+            mem_fraction_static=0.05,
+            log_level="error",
+            disable_cuda_graph=True,
+            **extra,
+        )
     except Exception as exc:  # the refusal
-        return {"refused": True, "error": type(exc).__name__, "message": str(exc)[:600],
-                "seconds": round(time.monotonic() - started, 1)}
+        return {
+            "refused": True,
+            "error": type(exc).__name__,
+            "message": str(exc)[:600],
+            "seconds": round(time.monotonic() - started, 1),
+        }
     engine.shutdown()
     return {"refused": False}
 

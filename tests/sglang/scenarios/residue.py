@@ -25,8 +25,17 @@ CANARY = 4242.0
 def make_pool(size: int, page_size: int) -> Any:
     from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool
 
-    return MHATokenToKVPool(size=size, page_size=page_size, dtype=torch.float32, head_num=2, head_dim=4,
-                            layer_num=2, device="cpu", enable_memory_saver=False, enable_alt_stream=False)
+    return MHATokenToKVPool(
+        size=size,
+        page_size=page_size,
+        dtype=torch.float32,
+        head_num=2,
+        head_dim=4,
+        layer_num=2,
+        device="cpu",
+        enable_memory_saver=False,
+        enable_alt_stream=False,
+    )
 
 
 def write_canary(pool: Any, slots: torch.Tensor) -> None:
@@ -63,8 +72,12 @@ def tree_for(alloc: Any, page_size: int, unified: bool) -> Any:
     from sglang.srt.mem_cache.memory_pool import ReqToTokenPool
     from sglang.srt.mem_cache.radix_cache import RadixCache
 
-    params = CacheInitParams(disable=False, req_to_token_pool=ReqToTokenPool(4, 128, "cpu", False),
-                             token_to_kv_pool_allocator=alloc, page_size=page_size)
+    params = CacheInitParams(
+        disable=False,
+        req_to_token_pool=ReqToTokenPool(4, 128, "cpu", False),
+        token_to_kv_pool_allocator=alloc,
+        page_size=page_size,
+    )
     if not unified:
         return RadixCache(params)
     from sglang.srt.mem_cache.unified_cache.components import ComponentType
@@ -96,7 +109,11 @@ def case_release() -> dict[str, int]:
     write_canary(pool, slots)
     before = canary_rows(pool, slots)
     alloc.free(slots)
-    return {"before": before, "after": canary_rows(pool, slots), "fresh": stale_in_fresh_allocation(pool, alloc)}
+    return {
+        "before": before,
+        "after": canary_rows(pool, slots),
+        "fresh": stale_in_fresh_allocation(pool, alloc),
+    }
 
 
 def case_deferred() -> dict[str, int]:
@@ -109,7 +126,11 @@ def case_deferred() -> dict[str, int]:
     alloc.free(slots[:8])
     alloc.free(slots[8:])
     alloc.free_group_end()
-    return {"before": before, "after": canary_rows(pool, slots), "fresh": stale_in_fresh_allocation(pool, alloc)}
+    return {
+        "before": before,
+        "after": canary_rows(pool, slots),
+        "fresh": stale_in_fresh_allocation(pool, alloc),
+    }
 
 
 def case_evict(unified: bool) -> dict[str, int]:
@@ -121,7 +142,11 @@ def case_evict(unified: bool) -> dict[str, int]:
     slots = insert(tree, alloc, pool, [11, 12, 501, 502, 503, 504, 505, 506])
     before = canary_rows(pool, slots)
     tree.evict(EvictParams(num_tokens=100))
-    return {"before": before, "after": canary_rows(pool, slots), "fresh": stale_in_fresh_allocation(pool, alloc)}
+    return {
+        "before": before,
+        "after": canary_rows(pool, slots),
+        "fresh": stale_in_fresh_allocation(pool, alloc),
+    }
 
 
 def case_paged() -> dict[str, int]:
@@ -149,7 +174,11 @@ def case_flush() -> dict[str, int]:
     # Scheduler.flush_cache: tree.reset(); req_to_token_pool.clear(); allocator.clear()
     tree.reset()
     alloc.clear()
-    return {"before": before, "after": canary_rows(pool, slots), "fresh": stale_in_fresh_allocation(pool, alloc)}
+    return {
+        "before": before,
+        "after": canary_rows(pool, slots),
+        "fresh": stale_in_fresh_allocation(pool, alloc),
+    }
 
 
 def case_ttl(plugin: bool) -> dict[str, Any]:
