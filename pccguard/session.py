@@ -8,7 +8,6 @@ from pathlib import Path
 
 from pccguard.engines.base import PolicyEngine
 from pccguard.engines.embedded import EmbeddedEngine
-from pccguard.engines.opa import OpaServerEngine
 from pccguard.evaluate import Evaluator
 from pccguard.profiles import load_profile
 from pccguard.rulebook import Rulebook, load_rulebook
@@ -20,6 +19,8 @@ def build_engine(
 ) -> PolicyEngine:
     """The embedded engine unless an OPA server URL is given."""
     if opa_url:
+        from pccguard.engines.opa import OpaServerEngine  # its HTTP stack costs ~0.2 s to import
+
         return OpaServerEngine(opa_url, token=opa_token, timeout=opa_timeout)
     return EmbeddedEngine(rulebook.modules())
 
