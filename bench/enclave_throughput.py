@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from pccguard.enclave_runtime import synthetic
 from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.plan import all_enclave_plan, default_plan

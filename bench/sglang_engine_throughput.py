@@ -55,6 +55,7 @@ def child(model: str, plugin: bool, requests: int, new_tokens: int) -> dict[str,
     import contextlib
 
     import sglang as sgl
+
     from pccguard.adapters.sglang.runtime.salt import tenant_scope
 
     engine = sgl.Engine(

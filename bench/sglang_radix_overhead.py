@@ -66,12 +66,13 @@ def run_once(plugin: bool, requests: int, repeats: int) -> dict[str, Any]:
         config = model.parent / "pcc.yaml"
         config.write_text("profile: multi-tenant-baseline\n")
         os.environ["PCCGUARD_CONFIG"] = str(config)
+        from sglang.srt.plugins.hook_registry import HookRegistry
+        from sglang.srt.server_args import prepare_server_args
+
         from pccguard.adapters.sglang.runtime import ttl
         from pccguard.adapters.sglang.runtime.salt import salt_for
         from pccguard.adapters.sglang.runtime.startup import decide
         from pccguard.plugins.sglang import register
-        from sglang.srt.plugins.hook_registry import HookRegistry
-        from sglang.srt.server_args import prepare_server_args
 
         sa = prepare_server_args(["--model-path", str(model), "--device", "cpu", "--load-format", "dummy"])
         sa.resolve_once()

@@ -24,8 +24,6 @@ import torch
 
 
 def main() -> int:
-    from pccguard.adapters.vllm.runtime.audit import replace_audit_log
-    from pccguard.adapters.vllm.runtime.offload import EncryptedOffloadingWorker
     from vllm.v1.kv_offload.base import (
         CanonicalKVCacheRef,
         CanonicalKVCaches,
@@ -34,6 +32,8 @@ def main() -> int:
     )
     from vllm.v1.kv_offload.cpu.common import CPULoadStoreSpec
 
+    from pccguard.adapters.vllm.runtime.audit import replace_audit_log
+    from pccguard.adapters.vllm.runtime.offload import EncryptedOffloadingWorker
     from pccguard.audit import AuditLog
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -26,9 +26,10 @@ import torch
 
 
 def main() -> int:
-    from pccguard.adapters.vllm.runtime.worker import _force_zeroing
     from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
     from vllm.v1.worker.cpu_model_runner import CPUModelRunner
+
+    from pccguard.adapters.vllm.runtime.worker import _force_zeroing
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=8)

@@ -15,6 +15,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
+
 from pccguard.enclave_runtime import field as F
 from pccguard.enclave_runtime.channel import Channel, ChannelClosed
 from pccguard.enclave_runtime.codec import Message, WireError

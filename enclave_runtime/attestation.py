@@ -29,6 +29,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from pccguard.enclave_runtime import field as F
 from pccguard.enclave_runtime.errors import AttestationError
 

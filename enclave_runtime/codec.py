@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from pccguard.enclave_runtime.field import P
 
 _DTYPES: dict[str, tuple[np.dtype[Any], int]] = {

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+
 from pccguard.enclave_runtime.model import LlamaWeights
 from pccguard.enclave_runtime.plan import LAYER_GROUPS
 

@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import torch
+
 from pccguard.enclave_runtime.attestation import EnclaveIdentity, components_for, policy_digest
 from pccguard.enclave_runtime.channel import Channel, ChannelClosed
 from pccguard.enclave_runtime.codec import Message, WireError
@@ -28,7 +29,6 @@ from pccguard.enclave_runtime.facts import check_plan_against_rules
 from pccguard.enclave_runtime.linear import GroupExecutor
 from pccguard.enclave_runtime.model import LlamaWeights, load_weights, weights_root
 from pccguard.enclave_runtime.plan import LAYER_GROUPS, PartitionPlan, PrivacySpec, check_plan
-
 from pccguard.errors import PccguardError
 
 _PROJ_GROUP = {p: g for g, projs in LAYER_GROUPS.items() for p in projs} | {"lm_head": "lm_head"}

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from pccguard.audit import AuditKind, AuditLog
 from pccguard.enclave_runtime.attestation import (
     AttestationReport,
     expected_measurement,
@@ -25,8 +27,6 @@ from pccguard.enclave_runtime.codec import Message
 from pccguard.enclave_runtime.errors import AcceleratorLost, EnclaveRuntimeError, IntegrityError
 from pccguard.enclave_runtime.model import load_weights, weights_root
 from pccguard.enclave_runtime.plan import PartitionPlan, PlanError, default_plan
-
-from pccguard.audit import AuditKind, AuditLog
 
 MITIGATION = "hybrid_executor"
 

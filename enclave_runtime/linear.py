@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
+
 from pccguard.enclave_runtime import field as F
 from pccguard.enclave_runtime.channel import ChannelClosed, ChannelTimeout
 from pccguard.enclave_runtime.codec import Message, WireError

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
+
 from pccguard.enclave_runtime.errors import ModelFormatError
 from pccguard.enclave_runtime.plan import LAYER_GROUPS
-from safetensors.torch import load_file
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class AuditKind(StrEnum):
     OFFLOAD_INTEGRITY_FAILURE = "offload_integrity_failure"
     OPTION_REFUSED = "option_refused"
     REQUEST_REFUSED = "request_refused"
+    PRIORITY_OVERRIDDEN = "priority_overridden"
     ENDPOINT_REFUSED = "endpoint_refused"
     ENCLAVE_ATTESTED = "enclave_attested"
     ENCLAVE_STATE_WIPED = "enclave_state_wiped"
@@ -94,6 +95,8 @@ Sink = Callable[[AuditEvent], None]
 
 
 def log_sink(event: AuditEvent) -> None:
+    if not logger.isEnabledFor(logging.INFO):  # per-block events must cost nothing when nobody listens
+        return
     logger.info(json.dumps(event.model_dump(mode="json", exclude_none=True), sort_keys=True))
 
 

@@ -80,7 +80,9 @@ def discover(rulebook: Rulebook, only: set[str] | None = None) -> list[Fixture]:
         for rule_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             if rule_dir.name not in rulebook.rules:
                 # A typo in a folder name would otherwise mean its fixtures silently never run.
-                raise InputError(f"fixture folder names no rule in the rulebook: {rule_dir.name}", where=str(rule_dir))
+                raise InputError(
+                    f"fixture folder names no rule in the rulebook: {rule_dir.name}", where=str(rule_dir)
+                )
             if only and rule_dir.name not in only:
                 continue
             for path in sorted([*rule_dir.glob("*.yaml"), *rule_dir.glob("*.json")]):

@@ -62,7 +62,11 @@ FORBIDDEN: tuple[tuple[str, re.Pattern[str], str], ...] = (
         re.compile(r"^[A-Za-z_]\w*(\[[^\]]*\])?(\s*=\s*[^{:=\n]+)?\s*\{\s*$", re.M),
         "v0 rule syntax (a rule body needs `if`)",
     ),
-    ("PCC113", re.compile(r"\(\?[a-zA-Z]+\)"), "inline regex flags like (?i) fail on regopy; lower-case the value instead"),
+    (
+        "PCC113",
+        re.compile(r"\(\?[a-zA-Z]+\)"),
+        "inline regex flags like (?i) fail on regopy; lower-case the value instead",
+    ),
     ("PCC112", re.compile(r"\binput\.profile\b(?!\.params)"), "rules may read only input.profile.params"),
 )
 

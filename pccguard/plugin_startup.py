@@ -50,27 +50,35 @@ def evaluate_startup(
         )
         if decision.report.has_errors():
             raise PccguardError(decision.report.problems[0] if decision.report.problems else "policy error")
-    except PccguardError as exc:
-        _on_error(engine, config, audit, "policy_error", exc.one_line())
-        return None
-    except Exception as exc:  # fail closed on anything unexpected
-        _on_error(engine, config, audit, "internal_error", f"internal error: {type(exc).__name__}")
+    except Exception as exc:  # fail closed on anything, expected or not
+        refuse_on_error(engine, config, audit, exc)
         return None
     blocking = [r.id for r in decision.blocking]
     audit.emit(AuditKind.POLICY_EVALUATED, count=len(decision.report.results), rule_ids=blocking[:64])
     if not decision.allowed:
-        audit.emit(AuditKind.STARTUP_REFUSED, reason="deny", count=len(blocking), rule_ids=blocking[:64])
+        audit.emit(
+            AuditKind.STARTUP_REFUSED, reason="deny_remains", count=len(blocking), rule_ids=blocking[:64]
+        )
         raise EnforcementError(refusal_message(engine, decision))
     return decision
 
 
-def _on_error(engine: str, config: PluginConfig, audit: AuditLog, reason: str, detail: str) -> None:
-    """Raise the refusal, or (``fail_mode: open``) record that the engine runs unchecked."""
-    if config.fail_mode == "open":
-        audit.emit(AuditKind.STARTUP_REFUSED, reason="fail_open_" + reason, count=0)
+def refuse_on_error(engine: str, config: PluginConfig | None, audit: AuditLog, exc: BaseException) -> None:
+    """Raise the refusal for a pccguard error, or (``fail_mode: open``) record that the engine runs unchecked.
+
+    ``config`` is ``None`` when the error happened while loading the configuration
+    itself: then there is no fail mode to consult, and the start is refused.
+    """
+    reason = "policy_error" if isinstance(exc, PccguardError) else "internal_error"
+    detail = (
+        exc.one_line() if isinstance(exc, PccguardError) else f"internal error: {type(exc).__name__}: {exc}"
+    )
+    detail = " ".join(detail.split())[:500]
+    if config is not None and config.fail_mode == "open":
+        audit.emit(AuditKind.STARTUP_REFUSED, reason=f"{reason}_fail_open", count=0)
         logger.error(
             "pccguard could not check %s and fail_mode is open: serving UNCHECKED (%s)", engine, detail
         )
         return
     audit.emit(AuditKind.STARTUP_REFUSED, reason=reason)
-    raise EnforcementError(f"pccguard refuses to start {engine}: {detail}")
+    raise EnforcementError(f"pccguard refuses to start {engine} (fail-closed): {detail}") from exc

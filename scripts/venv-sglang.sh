@@ -19,7 +19,14 @@ stamp="$venv/.pccguard-stamp"
 
 key="$(cat requirements/constraints.txt requirements/sglang.txt scripts/venv-sglang.sh pyproject.toml \
   | sha256sum | cut -d' ' -f1)"
+stub_path() {  # the test-only torchvision stub (tests/sglang/stubs/README.md), for this checkout
+  local site
+  site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  echo "$root/tests/sglang/stubs" > "$site/pccguard_test_torchvision_stub.pth"
+}
+
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$key" && -x "$venv/bin/python" ]]; then
+  stub_path
   echo "venv-sglang: $venv is up to date"
   exit 0
 fi
@@ -39,8 +46,7 @@ pins=(-c requirements/constraints.txt)
 "${pip[@]}" install "${pins[@]}" -c requirements/sglang.txt -e '.[dev]'
 
 # 4. test-only torchvision import stub (see tests/sglang/stubs/README.md)
-site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-echo "$root/tests/sglang/stubs" > "$site/pccguard_test_torchvision_stub.pth"
+stub_path
 
 # 5. smoke: the pins hold and SGLang's memory layer imports
 "$venv/bin/python" - <<'PY'

@@ -26,9 +26,9 @@ start=$(date +%s)
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 
 # One pass, fully pinned, no dependency resolution: the pins are the environment.
-"${pip[@]}" install --no-deps -c requirements/constraints.txt -r requirements/vllm.txt
+"${pip[@]}" install -q --no-deps -c requirements/constraints.txt -r requirements/vllm.txt
 # pccguard itself, editable, without touching the pins above.
-"${pip[@]}" install --no-deps -e .
+"${pip[@]}" install -q --no-deps -e .
 
 if "${pip[@]}" list --format=freeze 2>/dev/null | grep -i -E '^(nvidia|cuda|triton)' ; then
   echo "venv-vllm: CUDA packages found in $VENV (see above); refusing" >&2

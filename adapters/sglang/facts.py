@@ -547,17 +547,14 @@ def _observability(f: _Facts, environ: Mapping[str, str]) -> None:
             why=_default("events carry salt-namespaced hashes, not salts", "--kv-events-config"),
         )
         f.put("observability.kv_events.endpoint", endpoint, from_field="kv_events_config")
-    f.put(
-        "observability.cached_token_reporting.enabled",
-        True,
-        why=Provenance(
-            kind="default" if not f.get("enable_cache_report") else "flag",
-            name="--enable-cache-report",
-            value="meta_info.cached_tokens is always returned by the native API",
-        ),
-    )
+    # The native API always returns meta_info.cached_tokens; the flag adds OpenAI usage details.
     if f.get("enable_cache_report"):
-        f.provenance["observability.cached_token_reporting.enabled"] = f.source("enable_cache_report", True)
+        reporting = f.source("enable_cache_report", True)
+    else:
+        reporting = _default(
+            "meta_info.cached_tokens is always returned by the native API", "--enable-cache-report"
+        )
+    f.put("observability.cached_token_reporting.enabled", True, why=reporting)
     metrics = bool(f.get("enable_metrics"))
     f.put("observability.metrics.enabled", metrics, from_field="enable_metrics")
     if metrics:

@@ -19,7 +19,6 @@ from typing import Any
 
 from pccguard.adapters.vllm import static_check
 from pccguard.adapters.vllm.builder import REDACTED, SECRET_FLAGS, FactBuilder, show
-
 from pccguard.facts import DeploymentFacts, Provenance
 
 ENGINE = "vllm"

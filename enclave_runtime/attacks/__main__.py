@@ -13,7 +13,6 @@ import json
 import sys
 
 from pccguard.enclave_runtime.attacks.suite import format_table, run_suite
-
 from pccguard.errors import PccguardError
 
 

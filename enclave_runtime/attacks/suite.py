@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from pccguard.enclave_runtime.attacks import metrics as M
 from pccguard.enclave_runtime.attacks.lstsq import fit_linear, rescale_to_prior
 from pccguard.enclave_runtime.attacks.prior import (

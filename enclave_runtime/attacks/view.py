@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from pccguard.enclave_runtime.field import P
 from pccguard.enclave_runtime.recorder import Transcript
 

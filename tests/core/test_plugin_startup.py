@@ -27,7 +27,7 @@ def test_unmitigable_deny_refuses_to_start_naming_the_rules():
     with pytest.raises(EnforcementError) as info:
         evaluate_startup("vllm", facts_from_data(FACTS), [], PluginConfig(), log)
     assert "PCC-S-001" in str(info.value) and "refuses to start vllm" in str(info.value)
-    assert events[-1].kind == AuditKind.STARTUP_REFUSED and events[-1].reason == "deny"
+    assert events[-1].kind == AuditKind.STARTUP_REFUSED and events[-1].reason == "deny_remains"
 
 
 def test_installable_mitigation_is_chosen_and_recorded():
@@ -60,7 +60,7 @@ def test_unreachable_opa_fails_closed_and_open_mode_is_explicit():
         evaluate_startup("vllm", facts_from_data(FACTS), [], closed, log)
     opened = PluginConfig(opa_url="http://127.0.0.1:9", opa_timeout=1, fail_mode="open")
     assert evaluate_startup("vllm", facts_from_data(FACTS), [], opened, log) is None
-    assert events[-1].reason == "fail_open_policy_error"
+    assert events[-1].reason == "policy_error_fail_open"
 
 
 def test_plugin_config_file_errors_name_the_line(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pccguard.enclave_runtime import synthetic
 from pccguard.enclave_runtime.attacks.chosen import chosen_prompts, run_campaign
 from pccguard.enclave_runtime.executor import HybridExecutor

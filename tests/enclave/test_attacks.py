@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from pccguard.enclave_runtime.attacks import run_suite
 from pccguard.enclave_runtime.attacks.lstsq import fit_linear
 from pccguard.enclave_runtime.attacks.metrics import rel_to_prior

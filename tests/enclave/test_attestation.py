@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
 from pccguard.enclave_runtime.attestation import (
     AttestationReport,
     expected_measurement,

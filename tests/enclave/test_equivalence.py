@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.plan import all_enclave_plan
 from pccguard.enclave_runtime.synthetic import reference_greedy

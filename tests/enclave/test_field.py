@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from pccguard.enclave_runtime import codec
 from pccguard.enclave_runtime import field as F
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+
 from pccguard.enclave_runtime.accelerator import InProcessChannel
 from pccguard.enclave_runtime.decoder import Decoder
 from pccguard.enclave_runtime.errors import ModelFormatError

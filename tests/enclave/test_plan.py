@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from pccguard.enclave_runtime.plan import (
     ALL_OPS,
     PartitionPlan,
@@ -18,7 +19,6 @@ from pccguard.enclave_runtime.plan import (
     load_plan,
     plan_facts,
 )
-
 from pccguard.errors import InputError
 
 MODE_P = PrivacySpec(deltas=frozenset({(0, "qkv"), (0, "down"), (1, "o")}))
@@ -126,7 +126,6 @@ def test_plan_facts_for_a_rule() -> None:
 
 def test_core_facts_patch_validates_against_the_facts_model() -> None:
     from pccguard.enclave_runtime.facts import core_facts_patch
-
     from pccguard.facts import DeploymentFacts
 
     patch = core_facts_patch(default_plan(), MODE_P, n_layers=2, attested=True)

@@ -120,6 +120,17 @@ def guarded_server(
     )
 
 
+def _cached_tokens(server: Server, tenant: str, ids: list[int], salt: str | None = None) -> int:
+    body: dict[str, Any] = {"input_ids": ids, "sampling_params": {"max_new_tokens": 1, "temperature": 0}}
+    if salt is not None:
+        body["cache_salt"] = salt
+    request = urllib.request.Request(server.base + "/generate", data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("x-pccguard-tenant", tenant)
+    with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+        return int(json.loads(response.read())["meta_info"]["cached_tokens"])
+
+
 def _generate(server: Server, tenant: str) -> int:
     body = {"input_ids": [11, 12, 13, 501, 502], "sampling_params": {"max_new_tokens": 2, "temperature": 0}}
     return server.call("/generate", body, {"x-pccguard-tenant": tenant})
@@ -163,3 +174,11 @@ def test_weight_updates_refused_even_with_admin_key(guarded_server: Server) -> N
 
 def test_inference_still_served(guarded_server: Server) -> None:
     assert _generate(guarded_server, "B") == 200
+
+
+def test_http_tenants_are_isolated_by_header(guarded_server: Server) -> None:
+    secret = [21, 22, 23, 24, 601, 602, 603, 604, 605]
+    probe = [21, 22, 23, 24, 601, 602, 603, 999]
+    assert _cached_tokens(guarded_server, "victim", secret, salt="shared") == 0
+    assert _cached_tokens(guarded_server, "attacker", probe, salt="shared") == 0, "client salt is overridden"
+    assert _cached_tokens(guarded_server, "victim", probe) == 7, "positive control: same tenant hits"

@@ -6,6 +6,7 @@ import importlib.metadata
 import pkgutil
 
 import torch  # noqa: F401  (before regopy: see pccguard.adapters.sglang.facts)
+
 from pccguard.adapters.sglang.routes import PRIVILEGED_ROUTES
 from pccguard.adapters.sglang.runtime import salt
 

@@ -19,7 +19,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-from pccguard.adapters.vllm.runtime.worker import PccguardWorkerExtension
 from vllm.engine.arg_utils import EngineArgs
 from vllm.sampling_params import SamplingParams
 from vllm.v1.engine import EngineCoreRequest
@@ -28,6 +27,8 @@ from vllm.v1.executor.abstract import Executor
 from vllm.v1.kv_cache_interface import FullAttentionSpec
 from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.worker.cpu_model_runner import CPUModelRunner
+
+from pccguard.adapters.vllm.runtime.worker import PccguardWorkerExtension
 
 NUM_LAYERS = 2
 NUM_KV_HEADS = 2

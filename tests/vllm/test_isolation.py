@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.middleware import PccguardTenantMiddleware
-
 from pccguard.audit import AuditEvent, AuditKind, AuditLog
 from pccguard.config import PluginConfig
 from tests.vllm.support import add, make_engine, request, run_until_idle

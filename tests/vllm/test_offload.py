@@ -15,9 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from pccguard.adapters.vllm.runtime.audit import replace_audit_log
-from pccguard.adapters.vllm.runtime.configure import OFFLOAD_MODULE, OFFLOAD_SPEC
-from pccguard.adapters.vllm.runtime.offload import EncryptedCPUOffloadingSpec
 from vllm.distributed.kv_transfer.kv_connector.v1.offloading.config import OffloadingConfig
 from vllm.v1.kv_offload.base import (
     CanonicalKVCacheRef,
@@ -35,6 +32,9 @@ from vllm.v1.kv_offload.config import (
 )
 from vllm.v1.kv_offload.factory import OffloadingSpecFactory
 
+from pccguard.adapters.vllm.runtime.audit import replace_audit_log
+from pccguard.adapters.vllm.runtime.configure import OFFLOAD_MODULE, OFFLOAD_SPEC
+from pccguard.adapters.vllm.runtime.offload import EncryptedCPUOffloadingSpec
 from pccguard.audit import AuditEvent, AuditKind, AuditLog
 
 NUM_BLOCKS = 16

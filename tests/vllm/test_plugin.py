@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pccguard.adapters.vllm.runtime import plan as plan_module
-from pccguard.adapters.vllm.runtime.audit import replace_audit_log
-from pccguard.adapters.vllm.runtime.plan import PLAN_KEY
 from vllm.v1.engine.core import EngineCore
 
+from pccguard import plugin_startup as startup_module
+from pccguard.adapters.vllm.runtime.audit import replace_audit_log
+from pccguard.adapters.vllm.runtime.plan import PLAN_KEY
 from pccguard.audit import AuditEvent, AuditKind, AuditLog
 from pccguard.errors import EnforcementError
 from tests.vllm.support import CpuTestExecutor, make_engine
@@ -100,8 +100,8 @@ def test_refuses_on_an_internal_error(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("policy engine exploded")
 
-    monkeypatch.setattr(plan_module, "_evaluate", broken)
-    with pytest.raises(EnforcementError, match="internal error \\(fail-closed\\)"):
+    monkeypatch.setattr(startup_module, "decide_startup", broken)
+    with pytest.raises(EnforcementError, match=r"fail-closed.*internal error.*policy engine exploded"):
         make_engine(tiny_model)
     assert any(e.kind == AuditKind.STARTUP_REFUSED and e.reason == "internal_error" for e in events)
 
@@ -142,3 +142,40 @@ def test_disabled_plugin_leaves_vllm_alone(tiny_model: Path, plugin_config: Any)
     engine = make_engine(tiny_model)
     assert type(engine.scheduler).__name__ == "Scheduler"
     assert PLAN_KEY not in engine.vllm_config.additional_config
+
+
+def test_fail_open_starts_without_mitigations(
+    tiny_model: Path, plugin_config: Any, monkeypatch: pytest.MonkeyPatch, events: list[AuditEvent]
+) -> None:
+    """``fail_mode: open`` is the operator's explicit choice: an internal error no longer blocks the start."""
+    plugin_config(BASELINE + "fail_mode: open\n")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("policy engine exploded")
+
+    monkeypatch.setattr(startup_module, "decide_startup", broken)
+    engine = make_engine(tiny_model)
+    assert engine.vllm_config.additional_config[PLAN_KEY]["install"] == []
+    assert engine.vllm_config.additional_config[PLAN_KEY]["fail_mode"] == "open"
+    assert any(e.reason == "internal_error_fail_open" for e in events)
+
+
+def test_audit_events_carry_no_salts_or_tenants(
+    tiny_model: Path, plugin_config: Any, events: list[AuditEvent]
+) -> None:
+    from tests.vllm.support import add, request, run_until_idle
+
+    plugin_config(BASELINE)
+    engine = make_engine(tiny_model)
+    for i, salt in enumerate(["pccguard-t-alice", "pccguard-t-alice", None]):
+        add(engine, request(f"R{i}", list(range(200, 240)), salt=salt, max_tokens=3))
+        run_until_idle(engine)
+    assert engine.reset_prefix_cache() is True
+    run_until_idle(engine)
+    kinds = {e.kind for e in events}
+    assert {AuditKind.CACHE_SALT_APPLIED, AuditKind.KV_SCRUBBED, AuditKind.MITIGATION_INSTALLED} <= kinds
+    scrubbed = sum(e.count for e in events if e.kind == AuditKind.KV_SCRUBBED)
+    assert scrubbed > 0
+    text = " ".join(e.model_dump_json(exclude={"ts"}) for e in events)
+    assert "alice" not in text and "pccguard-s-" not in text and "pccguard-t-" not in text
+    assert "200" not in text and "239" not in text  # no token ids

@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 import torch
-from pccguard.adapters.vllm.runtime.plan import decide
-from pccguard.adapters.vllm.runtime.scheduler import PccguardAsyncScheduler, PccguardScheduler
 from vllm.engine.arg_utils import EngineArgs
 from vllm.sampling_params import SamplingParams
 from vllm.utils.hashing import get_hash_fn_by_name
@@ -18,6 +16,8 @@ from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.request import Request
 from vllm.v1.structured_output import StructuredOutputManager
 
+from pccguard.adapters.vllm.runtime.plan import decide
+from pccguard.adapters.vllm.runtime.scheduler import PccguardAsyncScheduler, PccguardScheduler
 from pccguard.results import Verdict
 
 BLOCK = 16

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import torch
-from pccguard.adapters.vllm.runtime.worker import CpuBlockZeroer, _force_zeroing
 from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
 from vllm.v1.worker.cpu_model_runner import CPUModelRunner
 
+from pccguard.adapters.vllm.runtime.worker import CpuBlockZeroer, _force_zeroing
 from tests.vllm.support import add, make_engine, request, run_until_idle
 
 

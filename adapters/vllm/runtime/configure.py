@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from pccguard.adapters.vllm.runtime.plan import PLAN_KEY, RuntimePlan
-
 from pccguard.errors import EnforcementError
 
 OFFLOAD_SPEC = "EncryptedCPUOffloadingSpec"

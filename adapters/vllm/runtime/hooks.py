@@ -66,7 +66,6 @@ def enforce_on_config(vllm_config: Any, engine_args: Any | None = None) -> Any:
     """Evaluate, refuse or configure: the body of the ``create_engine_config`` wrapper."""
     from pccguard.adapters.vllm.runtime.configure import apply_plan
     from pccguard.adapters.vllm.runtime.plan import decide
-
     from pccguard.errors import EnforcementError
 
     try:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.adapters.vllm.runtime.salt import IngressPseudonyms
-
 from pccguard.audit import AuditKind
 from pccguard.config import PluginConfig, TenancyConfig, load_plugin_config
 

@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pccguard.adapters.vllm.runtime.audit import audit_log
 from vllm.v1.kv_offload.base import (
     CanonicalKVCaches,
     GPULoadStoreSpec,
@@ -44,6 +43,7 @@ from vllm.v1.kv_offload.base import (
 )
 from vllm.v1.kv_offload.cpu.spec import CPUOffloadingSpec
 
+from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.audit import AuditKind
 
 logger = logging.getLogger("pccguard.vllm.offload")

@@ -16,13 +16,10 @@ from typing import Any
 
 from pccguard.adapters.vllm import IMPLEMENTED_MITIGATIONS
 from pccguard.adapters.vllm.runtime.audit import audit_log
-
-from pccguard.audit import AuditKind
 from pccguard.config import PluginConfig, load_plugin_config
-from pccguard.enforcement import StartupDecision, decide_startup, enforce_or_refuse, refusal_message
-from pccguard.errors import EnforcementError, PccguardError
+from pccguard.enforcement import StartupDecision
 from pccguard.facts import DeploymentFacts, Provenance
-from pccguard.results import Verdict
+from pccguard.plugin_startup import evaluate_startup, refuse_on_error
 
 ENGINE = "vllm"
 #: Key of the plan inside ``VllmConfig.additional_config`` (it travels to the engine-core process).
@@ -45,7 +42,11 @@ class RuntimePlan:
         return mitigation in self.install
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON types (it travels inside ``VllmConfig.additional_config``)."""
+        data = asdict(self)
+        data["install"] = list(self.install)
+        data["blocking"] = list(self.blocking)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RuntimePlan:
@@ -95,31 +96,14 @@ def runtime_facts(facts: DeploymentFacts, settings: PluginConfig) -> DeploymentF
         "mode": tenancy.mode,
         "identified_by": tenancy.identified_by,
         "tenant_header": tenancy.tenant_header if tenancy.identified_by == "header" else None,
-        "authenticated_at": facts.tenancy.authenticated_at or None,
+        # A tenant header is trusted as set by the authenticating gateway; API keys are checked here.
+        "authenticated_at": "gateway" if tenancy.identified_by == "header" else "engine",
     }
     provenance = dict(facts.provenance)
-    for key in ("mode", "identified_by", "tenant_header"):
+    for key in ("mode", "identified_by", "tenant_header", "authenticated_at"):
         provenance[f"tenancy.{key}"] = prov
     return facts.model_copy(
         update={"tenancy": facts.tenancy.model_copy(update=update), "provenance": provenance}
-    )
-
-
-def _evaluate(
-    facts: DeploymentFacts, installable: list[str], settings: PluginConfig, environ: Mapping[str, str]
-) -> StartupDecision:
-    from pccguard.session import build_evaluator, waivers_for
-
-    evaluator = build_evaluator(
-        profile=settings.profile,
-        rules_dirs=list(settings.rules_dirs),
-        opa_url=settings.opa_url,
-        opa_token_env=settings.opa_token_env,
-        opa_timeout=settings.opa_timeout,
-    )
-    waivers = waivers_for(evaluator, settings.waivers)
-    return decide_startup(
-        evaluator, facts, installable, waivers=waivers, fail_on=settings.fail_on, always=installable
     )
 
 
@@ -136,30 +120,19 @@ def decide(
 
     env = dict(os.environ if environ is None else environ)
     log = audit_log()
+    loaded: PluginConfig | None = settings
     try:
-        settings = settings or load_plugin_config(env)
+        loaded = settings or load_plugin_config(env)
         facts = facts_from_config(config, environ=env, engine_args=engine_args, frontend=frontend, live=True)
-        facts = runtime_facts(facts, settings)
-        installable = installable_mitigations(config, facts, settings)
-        decision = _evaluate(facts, installable, settings, env)
-    except EnforcementError:
-        raise
+        facts = runtime_facts(facts, loaded)
+        installable = installable_mitigations(config, facts, loaded)
     except Exception as exc:  # fail-closed: a broken pccguard never lets an engine start unchecked
-        reason = exc.one_line() if isinstance(exc, PccguardError) else f"{type(exc).__name__}: {exc}"
-        if settings is not None and settings.fail_mode == "open":
-            log.emit(AuditKind.POLICY_EVALUATED, reason="internal_error_fail_open", count=0)
-            return RuntimePlan(fail_mode="open"), _empty_decision()
-        log.emit(AuditKind.STARTUP_REFUSED, reason="internal_error", count=1)
-        raise EnforcementError(
-            f"pccguard refuses to start vllm: internal error (fail-closed): {reason}"
-        ) from exc
-    evaluated = [r for r in decision.report.results if r.verdict != Verdict.NOT_APPLICABLE]
-    log.emit(AuditKind.POLICY_EVALUATED, count=len(evaluated), unit="options")
-    if not decision.allowed:
-        ids = [r.id for r in decision.blocking][:64]
-        log.emit(AuditKind.STARTUP_REFUSED, rule_ids=ids, count=len(ids) or 1, reason="deny_remains")
-        enforce_or_refuse(ENGINE, decision)
-        raise EnforcementError(refusal_message(ENGINE, decision))  # enforce_or_refuse always raised above
+        refuse_on_error(ENGINE, loaded, log, exc)
+        return RuntimePlan(fail_mode="open"), _empty_decision()
+    settings = loaded
+    decision = evaluate_startup(ENGINE, facts, installable, settings, log, always=installable)
+    if decision is None:  # fail_mode: open, and the check itself failed
+        return RuntimePlan(fail_mode="open"), _empty_decision()
     plan = RuntimePlan(
         install=tuple(decision.install),
         ttl_seconds=settings.mitigations.prefix_cache_ttl_seconds

@@ -20,14 +20,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
+from vllm.v1.core.sched.scheduler import Scheduler
+
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.adapters.vllm.runtime.plan import PLAN_KEY, RuntimePlan, decide
 from pccguard.adapters.vllm.runtime.salt import TenantSalter
 from pccguard.adapters.vllm.runtime.scrub import ScrubTracker
 from pccguard.adapters.vllm.runtime.ttl import PrefixTTL
-from vllm.v1.core.sched.async_scheduler import AsyncScheduler
-from vllm.v1.core.sched.scheduler import Scheduler
-
 from pccguard.audit import AuditKind
 
 #: Seconds between audit records of per-request and per-block actions while the engine is busy.
@@ -82,7 +82,7 @@ class PccguardSchedulerMixin:
             ] += 1
         if self.pccguard_plan.has("server_side_priority") and getattr(request, "priority", 0) != 0:
             request.priority = 0
-            counts[(AuditKind.OPTION_REFUSED, "server_side_priority", "client_priority_ignored")] += 1
+            counts[(AuditKind.PRIORITY_OVERRIDDEN, "server_side_priority", "client_priority_ignored")] += 1
         super().add_request(request)  # type: ignore[misc]
 
     # ------------------------------------------------------------------ scheduling

@@ -15,7 +15,6 @@ import ctypes
 from typing import Any
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
-
 from pccguard.audit import AuditKind
 
 

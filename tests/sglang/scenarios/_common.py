@@ -31,9 +31,10 @@ def server_args(model: str, *extra: str) -> Any:
 
 def install_plugin(sa: Any) -> Any:
     """What SGLang's load_plugins() does in a scheduler process, then the startup decision."""
+    from sglang.srt.plugins.hook_registry import HookRegistry
+
     from pccguard.adapters.sglang.runtime.startup import decide
     from pccguard.plugins.sglang import register
-    from sglang.srt.plugins.hook_registry import HookRegistry
 
     register()
     HookRegistry.apply_hooks()

@@ -21,6 +21,7 @@ PROBE = [11, 12, 13, 14, 501, 502, 503, 999]
 def main() -> None:
     model, plugin = args()
     import sglang as sgl
+
     from pccguard.adapters.sglang.runtime.salt import tenant_scope
 
     def scope(tenant: str):  # type: ignore[no-untyped-def]

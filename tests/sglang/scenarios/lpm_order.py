@@ -20,7 +20,6 @@ def main() -> None:
     sa = server_args(model, "--schedule-policy", "lpm")
     enforcement = install_plugin(sa) if plugin else None
     publish(sa)
-    from pccguard.adapters.sglang.runtime.salt import derive_salt
     from sglang.srt.managers.schedule_batch import Req
     from sglang.srt.managers.schedule_policy import SchedulePolicy
     from sglang.srt.mem_cache.allocator import TokenToKVPoolAllocator
@@ -29,6 +28,8 @@ def main() -> None:
     from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool, ReqToTokenPool
     from sglang.srt.mem_cache.radix_cache import RadixCache, RadixKey
     from sglang.srt.sampling.sampling_params import SamplingParams
+
+    from pccguard.adapters.sglang.runtime.salt import derive_salt
 
     def salt(tenant: str) -> str | None:
         return derive_salt(enforcement.salt_key, tenant) if enforcement else None
