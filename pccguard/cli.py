@@ -155,6 +155,8 @@ def _collect_facts(args: argparse.Namespace, engine_args: list[str] | None) -> D
             raise UsageError(f"--engine {args.engine} needs the engine's arguments after '--'")
         from pccguard.engine_adapters import get_collector
 
+        # A compliance check reads the local model directory; it never fetches from a model hub.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         return get_collector(args.engine)(engine_args, dict(os.environ))
     if engine_args is not None:
         raise UsageError("arguments after '--' need --engine NAME")

@@ -8,11 +8,15 @@ missing engine is a usage error naming the extra to install.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from typing import Protocol
 
 from pccguard.errors import UsageError
 from pccguard.facts import DeploymentFacts
+
+#: The distribution each adapter needs, checked before importing anything heavy.
+ENGINE_PACKAGES: dict[str, str] = {"vllm": "vllm", "sglang": "sglang"}
 
 ADAPTERS: dict[str, str] = {
     "vllm": "pccguard.adapters.vllm.facts",
@@ -27,6 +31,11 @@ class FactsCollector(Protocol):
 def get_collector(engine: str) -> FactsCollector:
     if engine not in ADAPTERS:
         raise UsageError(f"unknown engine {engine!r} (adapters: {', '.join(sorted(ADAPTERS))})")
+    if importlib.util.find_spec(ENGINE_PACKAGES[engine]) is None:
+        raise UsageError(
+            f"the {engine} adapter needs {engine} installed (pip install 'pccguard[{engine}]'), "
+            "or describe the deployment in a facts file"
+        )
     try:
         module = importlib.import_module(ADAPTERS[engine])
     except ModuleNotFoundError as exc:

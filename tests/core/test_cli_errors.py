@@ -261,6 +261,7 @@ def test_unreachable_opa_server(write):
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["check", "--engine", "vllm"], "needs the engine's arguments after '--'"),
         (["check", "--engine", "tgi", "--", "--port", "1"], "unknown engine 'tgi'"),
+        (["check", "--engine", "vllm", "--", "model-dir"], "needs vllm installed"),
         (["check", "x.yaml", "--opa-url", "ftp://x"], "--opa-url must be"),
         (["rules"], "rules needs an action"),
         (["rules", "explain", "PCC-X-999"], "unknown rule id"),
