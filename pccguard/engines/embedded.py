@@ -8,7 +8,11 @@ regopy quirks handled here (see docs/rule-authoring.md for the portable subset):
 * unsupported builtins return undefined silently: ``strict_built_in_errors``
   makes them errors;
 * a query of a false document is undefined: the decision is always bound
-  (``x := data.pcc.decision``) and read from the binding.
+  (``x := data.pcc.decision``) and read from the binding;
+* regopy bundles its own OpenSSL: a process that loads regopy *before* torch
+  aborts ("double free or corruption") when torch loads. Engine plugins and the
+  enclave import torch first; the CLI imports this module lazily, after any
+  engine adapter.
 """
 
 from __future__ import annotations

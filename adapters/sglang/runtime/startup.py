@@ -4,9 +4,10 @@ Runs in every SGLang process that resolves or receives server arguments — afte
 ``ServerArgs.resolve_once`` in the launcher and at ``Scheduler.__init__`` in each
 scheduler process — and once more when the memory pools exist, to check that
 the allocator, KV pool and tree are kinds the installed hooks cover. Verdicts
-come only from ``pccguard.enforcement.decide_startup``; this module supplies the
-facts and the mitigations this adapter can install for this configuration. Any
-error here, pccguard's own included, refuses the start (fail-closed).
+come only from the shared ``pccguard.plugin_startup.evaluate_startup``; this
+module supplies the facts and the mitigations this adapter can install for this
+configuration. Any error here, pccguard's own included, refuses the start
+(fail-closed), unless the configuration says ``fail_mode: open``.
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from typing import Any
 
 from pccguard.audit import AuditKind
 from pccguard.config import PluginConfig, load_plugin_config
-from pccguard.enforcement import decide_startup, enforce_or_refuse
-from pccguard.errors import EnforcementError, PccguardError
+from pccguard.errors import EnforcementError
 from pccguard.facts import DeploymentFacts, Provenance
+from pccguard.plugin_startup import evaluate_startup, refuse_on_error
+from pccguard.profiles import load_profile
 
 from ..facts import PCCGUARD_STORAGE_CLASS, facts_from_server_args
 from . import salt, scrub, ttl
 from .state import STATE, Enforcement
 
 logger = logging.getLogger("pccguard.sglang")
+
+ENGINE = "sglang"
 
 #: Everything this adapter implements (subject to configuration and engine kind).
 IMPLEMENTED = frozenset(
@@ -133,54 +137,29 @@ def decide(server_args: Any) -> Enforcement | None:
             return _decide_locked(server_args)
         except EnforcementError:
             raise
-        except PccguardError as exc:
-            STATE.audit.emit(AuditKind.STARTUP_REFUSED, reason="policy_or_config_error")
-            raise EnforcementError(f"pccguard refuses to start sglang: {exc.one_line()}") from None
-        except Exception as exc:
-            STATE.audit.emit(AuditKind.STARTUP_REFUSED, reason="internal_error")
-            raise EnforcementError(
-                f"pccguard refuses to start sglang: internal error ({type(exc).__name__})"
-            ) from exc
+        except Exception as exc:  # an error before the policy runs (config, facts): fail closed
+            refuse_on_error(ENGINE, None, STATE.audit, exc)
+            raise  # refuse_on_error always raises without a configuration
 
 
 def _decide_locked(server_args: Any) -> Enforcement | None:
-    from pccguard.session import build_evaluator, waivers_for
-
     config = load_plugin_config(dict(os.environ))
     if not config.enabled:
         logger.warning("pccguard plugin disabled by its configuration: no mitigations installed")
         return None
     facts = runtime_facts(server_args, config)
-    evaluator = build_evaluator(
-        profile=config.profile,
-        rules_dirs=list(config.rules_dirs),
-        opa_url=config.opa_url,
-        opa_token_env=config.opa_token_env,
-        opa_timeout=config.opa_timeout,
-    )
-    waivers = waivers_for(evaluator, config.waivers)
     can = installable(server_args, config)
     always = always_installed(config, facts)
     missing = always - can
     if missing:
         raise EnforcementError(f"required mitigations cannot be installed: {', '.join(sorted(missing))}")
-    decision = decide_startup(evaluator, facts, can, waivers=waivers, fail_on=config.fail_on, always=always)
-    STATE.audit.emit(
-        AuditKind.POLICY_EVALUATED,
-        count=len(decision.report.results),
-        unit="options",
-        rule_ids=[r.id for r in decision.blocking][:64],
-    )
-    if not decision.allowed:
-        STATE.audit.emit(
-            AuditKind.STARTUP_REFUSED,
-            reason="remaining_deny",
-            rule_ids=[r.id for r in decision.blocking][:64],
-        )
-        enforce_or_refuse("sglang", decision)
+    decision = evaluate_startup(ENGINE, facts, can, config, STATE.audit, always=always)
+    if decision is None:  # fail_mode: open and the check itself failed: the engine runs unchecked
+        return None
+    params = load_profile(config.profile, None).params
     admin_routes = (
         "require_admin_key"
-        if evaluator.profile.params.get("allow_authenticated_admin_endpoints") is True
+        if params.get("allow_authenticated_admin_endpoints") is True
         else "refuse"
     )
     enforcement = Enforcement(
