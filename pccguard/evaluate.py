@@ -180,8 +180,7 @@ class Evaluator:
                 return result(Verdict.ENFORCED, deny + warn, reason=f"mitigation {', '.join(needed)} active")
             if rule.id in self.profile.advisory:
                 return result(Verdict.WARN, deny + warn, reason=f"advisory under profile {self.profile.name}")
-            missing = [m for m in needed if m not in active]
-            return result(Verdict.FAIL, deny + warn, reason=f"needs {', '.join(missing)}")
+            return result(Verdict.FAIL, deny + warn)
         if warn:
             needed = sorted({f.mitigation for f in warn})
             if active.issuperset(needed):
