@@ -158,9 +158,7 @@ def _decide_locked(server_args: Any) -> Enforcement | None:
         return None
     params = load_profile(config.profile, None).params
     admin_routes = (
-        "require_admin_key"
-        if params.get("allow_authenticated_admin_endpoints") is True
-        else "refuse"
+        "require_admin_key" if params.get("allow_authenticated_admin_endpoints") is True else "refuse"
     )
     enforcement = Enforcement(
         config=config,
