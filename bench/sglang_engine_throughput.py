@@ -24,23 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-TINY = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "vocab_size": 1024,
-    "max_position_embeddings": 512,
-    "rms_norm_eps": 1e-5,
-    "torch_dtype": "float32",
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-    "tie_word_embeddings": False,
-    "hidden_act": "silu",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sglang" / "scenarios"))
+
+from _common import cpu_engine, write_tiny_model
 
 
 def prompts(n: int) -> list[tuple[str, list[int]]]:
@@ -54,23 +40,9 @@ def prompts(n: int) -> list[tuple[str, list[int]]]:
 def child(model: str, plugin: bool, requests: int, new_tokens: int) -> dict[str, Any]:
     import contextlib
 
-    import sglang as sgl
-
     from pccguard.adapters.sglang.runtime.salt import tenant_scope
 
-    engine = sgl.Engine(
-        model_path=model,
-        device="cpu",
-        load_format="dummy",
-        skip_tokenizer_init=True,
-        attention_backend="torch_native",
-        sampling_backend="pytorch",
-        model_impl="transformers",
-        mem_fraction_static=0.05,
-        log_level="error",
-        disable_cuda_graph=True,
-        random_seed=0,
-    )
+    engine = cpu_engine(model, random_seed=0)
     params = {"max_new_tokens": new_tokens, "temperature": 0, "ignore_eos": True}
     work = prompts(requests)
     try:
@@ -103,9 +75,7 @@ def main() -> None:
         )
         return
     tmp = Path(tempfile.mkdtemp())
-    model = tmp / "tiny-llama"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(TINY))
+    model = write_tiny_model(tmp / "tiny-llama")
     config = tmp / "pccguard.yaml"
     config.write_text("profile: multi-tenant-baseline\nmitigations:\n  prefix_cache_ttl_seconds: 300\n")
     rows: dict[str, dict[str, Any]] = {}

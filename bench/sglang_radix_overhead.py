@@ -25,18 +25,9 @@ from typing import Any
 
 import torch
 
-TINY = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "vocab_size": 1024,
-    "max_position_embeddings": 512,
-    "torch_dtype": "float32",
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sglang" / "scenarios"))
+
+from _common import write_tiny_model
 
 
 def workload(requests: int, seed: int = 0) -> list[tuple[str, list[int]]]:
@@ -60,9 +51,7 @@ def run_once(plugin: bool, requests: int, repeats: int) -> dict[str, Any]:
     salt_of = None
     tick = None
     if plugin:
-        model = Path(tempfile.mkdtemp()) / "tiny"
-        model.mkdir()
-        (model / "config.json").write_text(json.dumps(TINY))
+        model = write_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
         config = model.parent / "pcc.yaml"
         config.write_text("profile: multi-tenant-baseline\n")
         os.environ["PCCGUARD_CONFIG"] = str(config)

@@ -9,9 +9,58 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch  # noqa: F401  (before regopy; see pccguard.adapters.sglang.facts)
+
+#: A 2-layer LLaMA small enough for the CPU; weights are generated (load_format=dummy).
+#: The one definition the tests, the scenarios and the benchmarks share.
+TINY_LLAMA: dict[str, Any] = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 1024,
+    "max_position_embeddings": 512,
+    "rms_norm_eps": 1e-5,
+    "torch_dtype": "float32",
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "tie_word_embeddings": False,
+    "rope_theta": 10000.0,
+    "hidden_act": "silu",
+}
+
+#: How SGLang's real ``Engine`` runs on a CPU-only machine.
+CPU_ENGINE_KWARGS: dict[str, Any] = {
+    "device": "cpu",
+    "load_format": "dummy",
+    "skip_tokenizer_init": True,
+    "attention_backend": "torch_native",
+    "sampling_backend": "pytorch",
+    "model_impl": "transformers",
+    "mem_fraction_static": 0.05,
+    "log_level": "error",
+    "disable_cuda_graph": True,
+}
+
+
+def write_tiny_model(path: Path) -> Path:
+    """A model directory holding only the tiny config (weights are generated at load)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(TINY_LLAMA), encoding="utf-8")
+    return path
+
+
+def cpu_engine(model: str, **extra: Any) -> Any:
+    """SGLang's real ``Engine`` on the CPU with the tiny model."""
+    import sglang as sgl
+
+    return sgl.Engine(model_path=model, **{**CPU_ENGINE_KWARGS, **extra})
 
 
 def args() -> tuple[str, bool]:

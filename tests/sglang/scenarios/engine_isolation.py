@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-from _common import args, report
+from _common import args, cpu_engine, report
 
 SECRET = [11, 12, 13, 14, 501, 502, 503, 504, 505, 506]
 PROBE = [11, 12, 13, 14, 501, 502, 503, 999]
@@ -20,7 +20,6 @@ PROBE = [11, 12, 13, 14, 501, 502, 503, 999]
 
 def main() -> None:
     model, plugin = args()
-    import sglang as sgl
 
     from pccguard.adapters.sglang.runtime.salt import tenant_scope
 
@@ -28,19 +27,7 @@ def main() -> None:
         return tenant_scope(tenant) if plugin else contextlib.nullcontext()
 
     started = time.monotonic()
-    engine = sgl.Engine(
-        model_path=model,
-        device="cpu",
-        load_format="dummy",
-        skip_tokenizer_init=True,
-        attention_backend="torch_native",
-        sampling_backend="pytorch",
-        model_impl="transformers",
-        mem_fraction_static=0.05,
-        log_level="error",
-        disable_cuda_graph=True,
-        random_seed=0,
-    )
+    engine = cpu_engine(model, random_seed=0)
     boot = time.monotonic() - started
     params = {"max_new_tokens": 2, "temperature": 0}
 

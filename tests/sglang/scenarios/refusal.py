@@ -13,28 +13,15 @@ import os
 import sys
 import time
 
-from _common import report
+from _common import cpu_engine, report
 
 
 def attempt(model: str, config: str, **extra: object) -> dict[str, object]:
-    import sglang as sgl
 
     os.environ["PCCGUARD_CONFIG"] = config
     started = time.monotonic()
     try:
-        engine = sgl.Engine(
-            model_path=model,
-            device="cpu",
-            load_format="dummy",
-            skip_tokenizer_init=True,
-            attention_backend="torch_native",
-            sampling_backend="pytorch",
-            model_impl="transformers",
-            mem_fraction_static=0.05,
-            log_level="error",
-            disable_cuda_graph=True,
-            **extra,
-        )
+        engine = cpu_engine(model, **extra)
     except Exception as exc:  # the refusal
         return {
             "refused": True,
