@@ -8,6 +8,6 @@ silently.
 
 import importlib.util
 
-_GROUP_NEEDS = {"vllm": "vllm", "sglang": "sglang", "enclave": "torch"}
+_GROUP_NEEDS = {"vllm": "vllm", "sglang": "sglang", "enclave": "torch", "e2e": "vllm"}
 
 collect_ignore = [group for group, module in _GROUP_NEEDS.items() if importlib.util.find_spec(module) is None]

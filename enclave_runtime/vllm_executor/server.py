@@ -1,0 +1,158 @@
+"""The enclave process for a serving engine: the paged KV cache and the step loop live here.
+
+It extends :class:`~pccguard.enclave_runtime.enclave.EnclaveServer` (same
+weight loading, plan check, attestation identity and linear executor) with
+three messages:
+
+- ``kv_init {num_blocks, block_size}``: allocate the paged KV cache here, so
+  keys and values never exist in the host process;
+- ``step {reqs: [{start, blocks, sample, temperature, seed}], zero}`` + ``ids``:
+  zero the listed blocks first (the engine's ``new_block_ids_to_zero``), run
+  the chunks, return one sampled token per ``sample`` request; the logits are
+  zeroed before the reply leaves;
+- ``zero_blocks {ids}``: scrub blocks on demand (pccguard's ``scrub_freed_kv``).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any
+
+import torch
+
+from pccguard.enclave_runtime.channel import Channel
+from pccguard.enclave_runtime.codec import Message
+from pccguard.enclave_runtime.enclave import EnclaveServer
+from pccguard.enclave_runtime.errors import AcceleratorLost, IntegrityError
+from pccguard.enclave_runtime.vllm_executor.paged import Chunk, PagedDecoder, PagedKV
+from pccguard.errors import PccguardError
+
+MAX_BLOCKS = 1 << 22
+
+
+def sample(logits: torch.Tensor, temperature: float, seed: int | None) -> int:
+    """Greedy at temperature 0 (the engine's default for reproducible checks), else softmax sampling."""
+    if temperature <= 0.0:
+        return int(torch.argmax(logits))
+    gen = torch.Generator()
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(seed)
+    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+class PagedEnclaveServer(EnclaveServer):
+    """:class:`EnclaveServer` plus the paged KV cache and the batched step."""
+
+    def __init__(self, host: Channel, accel: Channel | None, options: dict[str, Any]) -> None:
+        super().__init__(host, accel, options)
+        self.paged = PagedDecoder.from_decoder(self.decoder)
+        self.kv: PagedKV | None = None
+        self.steps = 0
+
+    def kv_init(self, msg: Message) -> Message:
+        num_blocks = int(msg.meta["num_blocks"])
+        block_size = int(msg.meta["block_size"])
+        if not 0 < num_blocks <= MAX_BLOCKS or not 0 < block_size <= 1024:
+            return Message("error", {"code": "bad_request", "message": "bad KV cache geometry"})
+        s = self.spec
+        self.kv = PagedKV(s.n_layers, num_blocks, s.n_kv_heads, block_size, s.head_dim)
+        return Message("ok", {"bytes": self.kv.nbytes()})
+
+    def step(self, msg: Message) -> Message:
+        if self.broken:
+            return Message("error", {"code": "accelerator_lost", "message": self.broken})
+        if self.kv is None:
+            return Message("error", {"code": "bad_request", "message": "KV cache not initialized"})
+        zeroed = self.kv.zero(list(msg.meta.get("zero") or []))
+        reqs = list(msg.meta.get("reqs") or [])
+        ids = [int(t) for t in msg.tensors["ids"].reshape(-1).tolist()] if reqs else []
+        chunks: list[Chunk] = []
+        row = 0
+        for r in reqs:
+            n = int(r["n"])
+            chunks.append(Chunk(ids[row : row + n], int(r["start"]), [int(b) for b in r["blocks"]]))
+            row += n
+        if row != len(ids):
+            return Message("error", {"code": "bad_request", "message": "token count mismatch"})
+        started = time.perf_counter()
+        tokens: list[int] = []
+        logits = None
+        try:
+            if chunks:
+                want = [bool(r.get("sample")) for r in reqs]
+                logits = self.paged.forward_paged(chunks, self.kv, want)
+                sampling = [r for r in reqs if r.get("sample")]
+                for row, r in zip(logits, sampling, strict=True):
+                    tokens.append(sample(row, float(r.get("temperature", 0.0)), r.get("seed")))
+        except AcceleratorLost as exc:
+            self.broken = exc.one_line()
+            return Message("error", {"code": "accelerator_lost", "message": exc.one_line()})
+        except IntegrityError as exc:
+            self.broken = exc.one_line()
+            return Message("error", {"code": "integrity", "message": exc.one_line()})
+        except ValueError as exc:
+            return Message("error", {"code": "bad_request", "message": str(exc)})
+        finally:
+            if logits is not None:
+                logits.zero_()
+        self.steps += 1
+        meta = {"seconds": time.perf_counter() - started, "zeroed": zeroed}
+        return Message("sampled", meta, {"tokens": torch.tensor(tokens, dtype=torch.int64)})
+
+    def handle(self, msg: Message) -> Message | None:
+        if msg.kind == "step":
+            return self.step(msg)
+        if msg.kind == "kv_init":
+            return self.kv_init(msg)
+        if msg.kind == "zero_blocks":
+            if self.kv is None:
+                return Message("ok", {"zeroed": 0})
+            return Message("ok", {"zeroed": self.kv.zero(list(msg.meta.get("ids") or []))})
+        if msg.kind == "kv_stats":
+            kv = self.kv
+            return Message(
+                "stats",
+                {
+                    "steps": self.steps,
+                    "zeroed_blocks": kv.zeroed_blocks if kv else 0,
+                    "num_blocks": kv.num_blocks if kv else 0,
+                },
+            )
+        if msg.kind == "kv_block_nonzero" and self.debug and self.kv is not None:
+            block = int(msg.meta["block"])
+            nonzero = bool(self.kv.k[:, block].any() or self.kv.v[:, block].any())
+            return Message("ok", {"nonzero": nonzero})
+        return super().handle(msg)
+
+    def close(self) -> None:
+        if self.kv is not None:
+            self.kv.k.zero_()
+            self.kv.v.zero_()
+        super().close()
+
+
+def paged_enclave_main(host_conn: Connection, accel_conn: Connection | None, options: dict[str, Any]) -> None:
+    """Process entry point: as ``enclave_main``, with :class:`PagedEnclaveServer`."""
+    torch.set_num_threads(int(options.get("threads") or 1))
+    host = Channel(host_conn)
+    accel = Channel(accel_conn) if accel_conn is not None else None
+    try:
+        server = PagedEnclaveServer(host, accel, options)
+    except PccguardError as exc:
+        host.send(Message("error", {"code": type(exc).__name__, "message": exc.one_line()}))
+        return
+    except Exception as exc:  # report, never hang the host
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        host.send(Message("error", {"code": "startup_failed", "message": last}))
+        return
+    host.send(server.ready())
+    try:
+        server.serve()
+    finally:
+        server.close()
+        host.close()

@@ -1,0 +1,69 @@
+"""``vllm serve`` with the enclave executor on a CPU-only machine, the pccguard plugin active.
+
+Greedy completions over the OpenAI API equal the enclave runtime's reference
+for the same model and plan; chat and streaming answer too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pccguard.enclave_runtime.plan import default_plan
+from tests.e2e.server import Server, running_server
+from tests.e2e.support import reference
+
+TENANT = {"x-pccguard-tenant": "alice"}
+CONFIG = "profile: multi-tenant-baseline\nfail_on: high\n"  # /metrics (PCC-T-011, medium) stays on
+
+
+@pytest.fixture(scope="module")
+def server(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("serve")
+    config = root / "pccguard.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    env = {"PCCGUARD_CONFIG": str(config), "PCCGUARD_ENCLAVE_PLAN": "default"}
+    with running_server(tiny_llama, root / "serve.log", env) as s:
+        yield s
+
+
+def test_greedy_completions_equal_reference(server: Server, tiny_llama: Path) -> None:
+    rng = random.Random(5)
+    prompts = [[rng.randrange(3, 500) for _ in range(n)] for n in (6, 23, 40)]
+    want = reference(tiny_llama, default_plan(), prompts, 5)
+    got = []
+    for p in prompts:
+        body = {
+            "model": str(tiny_llama),
+            "prompt": p,
+            "max_tokens": 5,
+            "temperature": 0.0,
+            "ignore_eos": True,
+            "return_token_ids": True,
+        }
+        answer = server.post("/v1/completions", body, TENANT)
+        got.append(answer["choices"][0]["token_ids"])
+    assert got == want
+
+
+def test_chat_answers(server: Server, tiny_llama: Path) -> None:
+    body = {
+        "model": str(tiny_llama),
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 4,
+        "temperature": 0.0,
+    }
+    answer = server.post("/v1/chat/completions", body, TENANT)
+    assert answer["choices"][0]["finish_reason"] in ("length", "stop")
+    assert answer["usage"]["completion_tokens"] >= 1
+
+
+def test_request_without_tenant_is_refused(server: Server, tiny_llama: Path) -> None:
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as info:
+        server.post("/v1/completions", {"model": str(tiny_llama), "prompt": "hi", "max_tokens": 1})
+    assert info.value.code == 401

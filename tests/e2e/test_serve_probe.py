@@ -1,0 +1,94 @@
+"""``pccguard probe`` against ``vllm serve`` with the enclave executor: the issue's acceptance scenario.
+
+Without the plugin (prefix cache shared by everyone) the cross-tenant audit
+detects sharing and the positive control passes; with the plugin's tenant
+salts it finds none while the same-tenant control still detects hits, and
+``cached_tokens`` is 0 across tenants. Killing the server mid-probe gives a
+clean error and a partial report marked incomplete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pccguard.probe.cli import add_arguments, run
+from tests.e2e.server import running_server, stop
+
+SERVE_FLAGS = ("--enable-prompt-tokens-details", "--max-model-len", "1024")
+PLUGIN_ON = "profile: multi-tenant-baseline\nfail_on: high\n"
+PLUGIN_OFF = "enabled: false\n"
+
+
+def _probe(base: str, model: Path, out: Path, trials: int = 30) -> tuple[int, dict[str, Any]]:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        [
+            f"{base}/v1",
+            "--model",
+            str(model),
+            "--victim-tenant",
+            "alice",
+            "--attacker-tenant",
+            "mallory",
+            "--trials",
+            str(trials),
+            "--timeout",
+            "10",
+            "--out",
+            str(out),
+        ]
+    )
+    code = run(args)
+    return code, json.loads((out / "probe.json").read_text())
+
+
+def _server(tiny_llama: Path, root: Path, config: str) -> Any:
+    path = root / "pccguard.yaml"
+    path.write_text(config, encoding="utf-8")
+    env = {"PCCGUARD_CONFIG": str(path), "PCCGUARD_ENCLAVE_PLAN": "all-enclave"}
+    return running_server(tiny_llama, root / "serve.log", env, *SERVE_FLAGS)
+
+
+def _section(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s["result"] for s in report["sections"] if s["name"] == name)
+
+
+def test_without_plugin_sharing_is_detected_and_kill_gives_partial_report(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    with _server(tiny_llama, tmp_path, PLUGIN_OFF) as server:
+        code, report = _probe(server.base, tiny_llama, tmp_path / "report")
+        assert code == 1 and report["complete"]
+        assert _section(report, "positive_control")["sharing_detected"]
+        cross = _section(report, "cross_tenant")
+        assert cross["ks_p_value"] < 0.01 and cross["cached_tokens_max"] > 0
+        # Kill the server mid-probe.
+        killer = threading.Timer(3.0, stop, args=(server.proc,))
+        killer.start()
+        started = time.monotonic()
+        code, partial = _probe(server.base, tiny_llama, tmp_path / "partial", trials=400)
+        killer.join()
+    assert code == 2 and not partial["complete"] and partial["error"]
+    assert partial["requests"] < 400 * 12
+    assert time.monotonic() - started < 60
+
+
+def test_with_plugin_no_cross_tenant_sharing(tiny_llama: Path, tmp_path: Path) -> None:
+    with _server(tiny_llama, tmp_path, PLUGIN_ON) as server:
+        for attempt in range(2):  # a 95% interval misses 0.5 one time in twenty by chance: one retry
+            code, report = _probe(server.base, tiny_llama, tmp_path / f"report{attempt}")
+            cross = _section(report, "cross_tenant")
+            lo, hi = cross["classifier_ci95"]
+            if lo <= 0.5 <= hi:
+                break
+    assert report["complete"]
+    assert _section(report, "positive_control")["sharing_detected"], "same-tenant hits must still show"
+    assert cross["cached_tokens_max"] == 0
+    assert lo <= 0.5 <= hi, f"classifier CI {lo:.2f}..{hi:.2f} excludes chance"
+    assert code == 0
