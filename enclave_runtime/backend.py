@@ -60,7 +60,15 @@ class SoftwareEnclaveBackend(EnclaveBackend):
         self.accelerator: Any = None
         self.channel: Channel | None = None
 
+    #: The enclave process's entry point; a variant backend names its own.
+    enclave_entry = staticmethod(enclave_main)
+
     def start(self, options: dict[str, Any], startup_timeout: float) -> Message:
+        self._spawn(options)
+        return self.recv(startup_timeout)
+
+    def _spawn(self, options: dict[str, Any]) -> None:
+        """Start the accelerator and enclave processes and keep only the host's end of the pipe."""
         host_end, enclave_end = self.ctx.Pipe(duplex=True)
         accel_for_enclave = accel_end = None
         if self.with_accelerator:
@@ -73,7 +81,7 @@ class SoftwareEnclaveBackend(EnclaveBackend):
             )
             self.accelerator.start()
         self.enclave = self.ctx.Process(
-            target=enclave_main,
+            target=self.enclave_entry,
             args=(enclave_end, accel_for_enclave, options),
             name="pccguard-enclave",
             daemon=True,
@@ -85,7 +93,6 @@ class SoftwareEnclaveBackend(EnclaveBackend):
             if end is not None:
                 end.close()
         self.channel = Channel(host_end)
-        return self.recv(startup_timeout)
 
     def send(self, msg: Message) -> None:
         assert self.channel is not None

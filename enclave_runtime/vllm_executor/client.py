@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from pccguard.enclave_runtime.accelerator import accelerator_main
 from pccguard.enclave_runtime.attestation import (
     AttestationReport,
     expected_measurement,
@@ -23,7 +22,6 @@ from pccguard.enclave_runtime.attestation import (
     verify_report,
 )
 from pccguard.enclave_runtime.backend import SoftwareEnclaveBackend
-from pccguard.enclave_runtime.channel import Channel
 from pccguard.enclave_runtime.codec import Message
 from pccguard.enclave_runtime.errors import EnclaveRuntimeError
 from pccguard.enclave_runtime.executor import HybridExecutor
@@ -57,32 +55,11 @@ class PagedEnclaveBackend(SoftwareEnclaveBackend):
 
     name = "software-paged"
 
-    def start(self, options: dict[str, Any], startup_timeout: float) -> Message:
-        host_end, enclave_end = self.ctx.Pipe(duplex=True)
-        accel_for_enclave = accel_end = None
+    enclave_entry = staticmethod(paged_enclave_main)
+
+    def _spawn(self, options: dict[str, Any]) -> None:
         with _children_allowed():
-            if self.with_accelerator:
-                accel_for_enclave, accel_end = self.ctx.Pipe(duplex=True)
-                self.accelerator = self.ctx.Process(
-                    target=accelerator_main,
-                    args=(accel_end, self.accelerator_options),
-                    name="pccguard-accelerator",
-                    daemon=True,
-                )
-                self.accelerator.start()
-            self.enclave = self.ctx.Process(
-                target=paged_enclave_main,
-                args=(enclave_end, accel_for_enclave, options),
-                name="pccguard-enclave",
-                daemon=True,
-            )
-            self.enclave.start()
-        enclave_end.close()
-        for end in (accel_for_enclave, accel_end):
-            if end is not None:
-                end.close()
-        self.channel = Channel(host_end)
-        return self.recv(startup_timeout)
+            super()._spawn(options)
 
 
 def plan_offloads(plan: PartitionPlan) -> bool:
