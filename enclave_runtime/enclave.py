@@ -208,13 +208,18 @@ class EnclaveServer:
             self.accel.close()
 
 
-def enclave_main(host_conn: Connection, accel_conn: Connection | None, options: dict[str, Any]) -> None:
-    """Process entry point of the software enclave."""
+def enclave_main(
+    host_conn: Connection,
+    accel_conn: Connection | None,
+    options: dict[str, Any],
+    server_cls: type[EnclaveServer] = EnclaveServer,
+) -> None:
+    """Process entry point of the software enclave (``server_cls`` lets a variant add requests)."""
     torch.set_num_threads(int(options.get("threads") or 1))
     host = Channel(host_conn)
     accel = Channel(accel_conn) if accel_conn is not None else None
     try:
-        server = EnclaveServer(host, accel, options)
+        server = server_cls(host, accel, options)
     except PccguardError as exc:
         host.send(Message("error", {"code": type(exc).__name__, "message": exc.one_line()}))
         return

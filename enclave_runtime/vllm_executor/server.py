@@ -16,7 +16,6 @@ three messages:
 from __future__ import annotations
 
 import time
-import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -24,10 +23,9 @@ import torch
 
 from pccguard.enclave_runtime.channel import Channel
 from pccguard.enclave_runtime.codec import Message
-from pccguard.enclave_runtime.enclave import EnclaveServer
+from pccguard.enclave_runtime.enclave import EnclaveServer, enclave_main
 from pccguard.enclave_runtime.errors import AcceleratorLost, IntegrityError
 from pccguard.enclave_runtime.vllm_executor.paged import Chunk, PagedDecoder, PagedKV
-from pccguard.errors import PccguardError
 
 MAX_BLOCKS = 1 << 22
 
@@ -137,22 +135,5 @@ class PagedEnclaveServer(EnclaveServer):
 
 
 def paged_enclave_main(host_conn: Connection, accel_conn: Connection | None, options: dict[str, Any]) -> None:
-    """Process entry point: as ``enclave_main``, with :class:`PagedEnclaveServer`."""
-    torch.set_num_threads(int(options.get("threads") or 1))
-    host = Channel(host_conn)
-    accel = Channel(accel_conn) if accel_conn is not None else None
-    try:
-        server = PagedEnclaveServer(host, accel, options)
-    except PccguardError as exc:
-        host.send(Message("error", {"code": type(exc).__name__, "message": exc.one_line()}))
-        return
-    except Exception as exc:  # report, never hang the host
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        host.send(Message("error", {"code": "startup_failed", "message": last}))
-        return
-    host.send(server.ready())
-    try:
-        server.serve()
-    finally:
-        server.close()
-        host.close()
+    """Process entry point: ``enclave_main`` with :class:`PagedEnclaveServer`."""
+    enclave_main(host_conn, accel_conn, options, server_cls=PagedEnclaveServer)
