@@ -190,6 +190,20 @@ def all_enclave_plan() -> PartitionPlan:
     return PartitionPlan(name="all-enclave", default=_base_table(), integrity="none")
 
 
+def all_clear_plan() -> PartitionPlan:
+    """Protection off: public base GEMMs on the accelerator in the clear, no integrity check.
+
+    Valid only for a public base with unprotected prompts (the checker refuses
+    it otherwise). It is the baseline the blinded plan is measured against:
+    the same processes and transfers, without blinding, unblinding or checks.
+    """
+    table = _base_table()
+    for op, kind in ALL_OPS.items():
+        if kind == "linear_base":
+            table[op] = "offload_clear"
+    return PartitionPlan(name="all-clear", default=table, integrity="none")
+
+
 def insecure_obfuscation_plan() -> PartitionPlan:
     """INSECURE positive control: merged private weights offloaded under permutation + scaling.
 
@@ -206,6 +220,7 @@ def insecure_obfuscation_plan() -> PartitionPlan:
 SHIPPED_PLANS = {
     "mode-p-default": default_plan,
     "all-enclave": all_enclave_plan,
+    "all-clear": all_clear_plan,
     "INSECURE-permute-scale": insecure_obfuscation_plan,
 }
 

@@ -31,6 +31,20 @@ class TenancyConfig(BaseModel):
     api_keys_file: Path | None = None
 
 
+class ModelConfig(BaseModel):
+    """What the operator declares about the model: no engine flag says whether its weights are private.
+
+    Unset fields stay unknown facts, so a rule that needs them warns instead of
+    passing.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weights: Literal["public", "private"] | None = None
+    private_adapters: bool | None = None
+    accelerator_trusted: bool | None = None
+
+
 class MitigationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,6 +53,11 @@ class MitigationConfig(BaseModel):
     prefix_cache_ttl_seconds: float | None = Field(default=300.0, gt=0)
     encrypt_offload: bool = True
     close_privileged_endpoints: bool = True
+    #: Select the enclave executor when a rule requires it (vLLM, LLaMA models).
+    hybrid_executor: bool = True
+    #: Its partition plan: ``auto`` (Mode P for a public base, all-enclave for a
+    #: private one), ``default``, ``all-enclave`` or a plan file.
+    hybrid_executor_plan: str = Field(default="auto", min_length=1)
 
 
 class PluginConfig(BaseModel):
@@ -56,6 +75,7 @@ class PluginConfig(BaseModel):
     opa_token_env: str = "PCCGUARD_OPA_TOKEN"
     opa_timeout: float = Field(default=5.0, gt=0)
     tenancy: TenancyConfig = Field(default_factory=TenancyConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
     mitigations: MitigationConfig = Field(default_factory=MitigationConfig)
 
 

@@ -17,10 +17,40 @@ from pccguard.audit import AuditKind, AuditLog
 from pccguard.config import PluginConfig
 from pccguard.enforcement import StartupDecision, decide_startup, refusal_message
 from pccguard.errors import EnforcementError, PccguardError
-from pccguard.facts import DeploymentFacts
+from pccguard.facts import DeploymentFacts, Provenance
 from pccguard.session import build_evaluator, waivers_for
 
 logger = logging.getLogger("pccguard.plugin")
+
+
+def declared_facts(facts: DeploymentFacts, config: PluginConfig) -> DeploymentFacts:
+    """``facts`` plus what the plugin configuration establishes, with ``config`` provenance.
+
+    Tenancy is how the plugin's ingress identifies tenants; the model section is
+    the operator's declaration (weights private or public, accelerator trusted),
+    which no engine flag carries. Fields the configuration leaves unset keep the
+    engine's value, usually unknown.
+    """
+    tenancy = config.tenancy
+    tenancy_update = {
+        "mode": tenancy.mode,
+        "identified_by": tenancy.identified_by,
+        "tenant_header": tenancy.tenant_header if tenancy.identified_by == "header" else None,
+        # A tenant header is trusted as set by the authenticating gateway; API keys are checked here.
+        "authenticated_at": "gateway" if tenancy.identified_by == "header" else "engine",
+    }
+    model_update = {k: v for k, v in config.model.model_dump().items() if v is not None}
+    provenance = dict(facts.provenance)
+    for key in tenancy_update:
+        provenance[f"tenancy.{key}"] = Provenance(kind="config", name="PCCGUARD_CONFIG", value="tenancy")
+    for key in model_update:
+        provenance[f"model.{key}"] = Provenance(kind="config", name="PCCGUARD_CONFIG", value=f"model.{key}")
+    update = {
+        "tenancy": facts.tenancy.model_copy(update=tenancy_update),
+        "model": facts.model.model_copy(update=model_update),
+        "provenance": provenance,
+    }
+    return facts.model_copy(update=update)
 
 
 def evaluate_startup(

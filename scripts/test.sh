@@ -3,7 +3,7 @@
 #
 # Each group runs in its own environment because the engines pin incompatible
 # dependency sets: tests/core in .venv, tests/<group> in .venv-<group> built by
-# scripts/venv-<group>.sh. Every group runs even if an earlier one fails; the
+# scripts/venv-<group>.sh; tests/e2e runs in .venv-vllm. Every group runs even if an earlier one fails; the
 # closing line adds up all groups, and the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +38,8 @@ for group in vllm sglang enclave; do
     step "$group environment"
     if bash "scripts/venv-$group.sh"; then
       run_group "$group" ".venv-$group"
+      # End to end (vllm serve with the enclave executor, pccguard probe) needs vLLM: same environment.
+      [ "$group" = vllm ] && run_group e2e .venv-vllm
     else
       echo "$group environment failed"; status=1
     fi

@@ -10,6 +10,7 @@ IMPLEMENTED_MITIGATIONS: tuple[str, ...] = (
     "prefix_cache_ttl",
     "encrypt_offload",
     "server_side_priority",
+    "hybrid_executor",
 )
 
 

@@ -77,6 +77,8 @@ class PagedEnclave:
         adapter_dir: str | Path | None = None,
         *,
         plan: PartitionPlan | None = None,
+        private_base: bool = False,
+        protect_prompts: bool = True,
         timeout_s: float = 60.0,
         startup_timeout_s: float = 300.0,
         threads: int = 1,
@@ -91,13 +93,16 @@ class PagedEnclave:
             with_accelerator=plan_offloads(self.plan),
             accelerator_options={"transcript": None, "device": device, "threads": threads},
         )
-        self.policy = policy_digest(private_base=False, allow_insecure=False)
+        self.policy = policy_digest(
+            private_base=private_base, protect_prompts=protect_prompts, allow_insecure=False
+        )
         options = {
             "model_dir": str(self.model_dir),
             "adapter_dir": str(self.adapter_dir) if self.adapter_dir else None,
             "plan": self.plan.to_dict(),
             "allow_insecure": False,
-            "private_base": False,
+            "private_base": private_base,
+            "protect_prompts": protect_prompts,
             "timeout_s": timeout_s,
             "threads": threads,
             "debug_inspect": debug_inspect,

@@ -8,10 +8,11 @@ of the positions scheduled in this step, their start positions and block
 tables, the blocks to zero first. Keys and values exist only in the enclave
 process, indexed by vLLM's own block ids.
 
-Select it with ``--distributed-executor-backend
-pccguard.enclave_runtime.vllm_executor.executor.EnclaveExecutor``. The
-partition plan comes from ``PCCGUARD_ENCLAVE_PLAN`` (``default``,
-``all-enclave`` or a plan file), the KV budget from
+The pccguard plugin selects it when a rule requires ``hybrid_executor``
+(private model parts on an untrusted accelerator); it can also be named by
+hand with ``--distributed-executor-backend
+pccguard.enclave_runtime.vllm_executor.executor.EnclaveExecutor``. The plan
+and privacy options come from :mod:`.settings`, the KV budget from
 ``--kv-cache-memory-bytes`` (or ``num_gpu_blocks_override``).
 """
 
@@ -29,10 +30,11 @@ from vllm.v1.kv_cache_interface import FullAttentionSpec
 from vllm.v1.outputs import ModelRunnerOutput
 
 from pccguard.enclave_runtime.model import LlamaSpec
-from pccguard.enclave_runtime.plan import PartitionPlan, all_enclave_plan, default_plan, load_plan
 from pccguard.enclave_runtime.vllm_executor.client import PagedEnclave
+from pccguard.enclave_runtime.vllm_executor.settings import settings_for
 
-log = logging.getLogger(__name__)
+#: Under vLLM's logger, so the enclave's start-up lines appear in the serve log.
+log = logging.getLogger("vllm.pccguard.enclave")
 
 #: KV budget when vLLM gives none: small, because the cache lives in the enclave's memory.
 DEFAULT_KV_BYTES = 64 << 20
@@ -52,16 +54,6 @@ NO_OPS = frozenset(
         "execute_dummy_batch",
     }
 )
-
-
-def plan_from_env() -> PartitionPlan:
-    """The partition plan named by ``PCCGUARD_ENCLAVE_PLAN`` (default: Mode P, blinded offload)."""
-    name = os.environ.get("PCCGUARD_ENCLAVE_PLAN", "default")
-    if name == "default":
-        return default_plan()
-    if name == "all-enclave":
-        return all_enclave_plan()
-    return load_plan(name)
 
 
 def _step_seed(view: RequestView) -> int | None:
@@ -90,14 +82,23 @@ class EnclaveWorker:
         self.spec = LlamaSpec.from_config(model_config.hf_config.to_dict())
         self.block_size = int(vllm_config.cache_config.block_size)
         self.layer_names = [f"model.layers.{i}.self_attn.attn" for i in range(self.spec.n_layers)]
+        self.settings = settings_for(vllm_config.additional_config)
         self.enclave = PagedEnclave(
             self.model_dir,
-            plan=plan_from_env(),
+            plan=self.settings.partition_plan(),
+            private_base=self.settings.private_base,
+            protect_prompts=self.settings.protect_prompts,
             timeout_s=float(os.environ.get("PCCGUARD_ENCLAVE_TIMEOUT_S", "120")),
             threads=int(os.environ.get("PCCGUARD_ENCLAVE_THREADS", "1")),
             debug_inspect=os.environ.get("PCCGUARD_ENCLAVE_DEBUG") == "1",
         )
-        self.enclave.verify()  # the host refuses an enclave whose measurement it cannot reproduce
+        report = self.enclave.verify()  # the host refuses an enclave whose measurement it cannot reproduce
+        log.info(
+            "pccguard enclave executor: plan %s, private base %s, attested measurement %s",
+            self.enclave.plan.name,
+            self.settings.private_base,
+            report.measurement[:16],
+        )
         self.requests: dict[str, RequestView] = {}
         self.zeroed_blocks = 0
 

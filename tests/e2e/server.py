@@ -32,7 +32,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_command(model: Path, port: int, *extra: str) -> list[str]:
+def serve_command(model: Path, port: int, *extra: str, name_executor: bool = True) -> list[str]:
+    """``vllm serve`` on loopback; ``name_executor=False`` leaves choosing the executor to the plugin."""
+    executor = ["--distributed-executor-backend", EXECUTOR_QUALNAME] if name_executor else []
     return [
         sys.executable,
         "-m",
@@ -43,8 +45,7 @@ def serve_command(model: Path, port: int, *extra: str) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
-        "--distributed-executor-backend",
-        EXECUTOR_QUALNAME,
+        *executor,
         "--max-model-len",
         "512",
         "--block-size",
@@ -83,11 +84,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(model: Path, log: Path, env: dict[str, str], *extra: str) -> Iterator[Server]:
+def running_server(
+    model: Path, log: Path, env: dict[str, str], *extra: str, name_executor: bool = True
+) -> Iterator[Server]:
     port = free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            serve_command(model, port, *extra),
+            serve_command(model, port, *extra, name_executor=name_executor),
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},

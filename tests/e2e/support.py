@@ -5,24 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vllm.engine.arg_utils import EngineArgs
-from vllm.sampling_params import SamplingParams
-from vllm.v1.engine import EngineCoreRequest
 from vllm.v1.engine.core import EngineCore
 
 from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.plan import PartitionPlan
 from pccguard.enclave_runtime.vllm_executor.executor import EnclaveExecutor
+from tests.cpu_vllm import core_request, start_engine
 
 BLOCK_SIZE = 16
 NUM_BLOCKS = 48
 
 
 def make_engine(model: Path, **overrides: Any) -> EngineCore:
-    """The configuration ``vllm serve`` would build, with the enclave executor."""
+    """The configuration ``vllm serve`` would build, with the enclave executor unless overridden.
+
+    ``distributed_executor_backend=None`` leaves the choice to vLLM and pccguard's plugin.
+    """
     args: dict[str, Any] = dict(
-        model=str(model),
-        skip_tokenizer_init=True,
         enable_prefix_caching=True,
         max_num_batched_tokens=32,
         max_num_seqs=8,
@@ -31,23 +30,11 @@ def make_engine(model: Path, **overrides: Any) -> EngineCore:
         block_size=BLOCK_SIZE,
         distributed_executor_backend=EnclaveExecutor,
     )
-    args.update(overrides)
-    config = EngineArgs(**args).create_engine_config()
-    return EngineCore(config, EnclaveExecutor, log_stats=False)
+    return start_engine(model, **{**args, **overrides})
 
 
 def request(req_id: str, tokens: list[int], *, max_tokens: int, salt: str | None = None) -> Any:
-    return EngineCoreRequest(
-        request_id=req_id,
-        prompt_token_ids=list(tokens),
-        mm_features=None,
-        sampling_params=SamplingParams(max_tokens=max_tokens, temperature=0.0, ignore_eos=True),
-        pooling_params=None,
-        arrival_time=0.0,
-        lora_request=None,
-        cache_salt=salt,
-        data_parallel_rank=None,
-    )
+    return core_request(req_id, tokens, max_tokens=max_tokens, salt=salt)
 
 
 def generate(engine: EngineCore, reqs: list[Any], max_steps: int = 400) -> dict[str, list[int]]:

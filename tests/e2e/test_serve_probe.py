@@ -20,7 +20,10 @@ from pccguard.probe.cli import add_arguments, run
 from tests.e2e.server import running_server, stop
 
 SERVE_FLAGS = ("--enable-prompt-tokens-details", "--max-model-len", "1024")
-PLUGIN_ON = "profile: multi-tenant-baseline\nfail_on: high\n"
+#: Private weights on an untrusted accelerator: PCC-E-010 makes the plugin select the enclave executor.
+PLUGIN_ON = (
+    "profile: multi-tenant-baseline\nfail_on: high\nmodel: {weights: private, accelerator_trusted: false}\n"
+)
 PLUGIN_OFF = "enabled: false\n"
 
 
@@ -48,11 +51,11 @@ def _probe(base: str, model: Path, out: Path, trials: int = 30) -> tuple[int, di
     return code, json.loads((out / "probe.json").read_text())
 
 
-def _server(tiny_llama: Path, root: Path, config: str) -> Any:
+def _server(tiny_llama: Path, root: Path, config: str, *, name_executor: bool) -> Any:
     path = root / "pccguard.yaml"
     path.write_text(config, encoding="utf-8")
-    env = {"PCCGUARD_CONFIG": str(path), "PCCGUARD_ENCLAVE_PLAN": "all-enclave"}
-    return running_server(tiny_llama, root / "serve.log", env, *SERVE_FLAGS)
+    env = {"PCCGUARD_CONFIG": str(path), "PCCGUARD_ENCLAVE_PLAN": "all-enclave", "VLLM_LOGGING_LEVEL": "INFO"}
+    return running_server(tiny_llama, root / "serve.log", env, *SERVE_FLAGS, name_executor=name_executor)
 
 
 def _section(report: dict[str, Any], name: str) -> dict[str, Any]:
@@ -62,7 +65,7 @@ def _section(report: dict[str, Any], name: str) -> dict[str, Any]:
 def test_without_plugin_sharing_is_detected_and_kill_gives_partial_report(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
-    with _server(tiny_llama, tmp_path, PLUGIN_OFF) as server:
+    with _server(tiny_llama, tmp_path, PLUGIN_OFF, name_executor=True) as server:
         code, report = _probe(server.base, tiny_llama, tmp_path / "report")
         assert code == 1 and report["complete"]
         assert _section(report, "positive_control")["sharing_detected"]
@@ -80,7 +83,10 @@ def test_without_plugin_sharing_is_detected_and_kill_gives_partial_report(
 
 
 def test_with_plugin_no_cross_tenant_sharing(tiny_llama: Path, tmp_path: Path) -> None:
-    with _server(tiny_llama, tmp_path, PLUGIN_ON) as server:
+    with _server(tiny_llama, tmp_path, PLUGIN_ON, name_executor=False) as server:
+        log = server.log.read_text(encoding="utf-8", errors="replace")
+        assert "enclave executor, plan all-enclave" in log, "the plugin must have selected the executor"
+        assert "pccguard enclave executor: plan all-enclave, private base True" in log
         for attempt in range(2):  # a 95% interval misses 0.5 one time in twenty by chance: one retry
             code, report = _probe(server.base, tiny_llama, tmp_path / f"report{attempt}")
             cross = _section(report, "cross_tenant")

@@ -19,9 +19,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-from vllm.engine.arg_utils import EngineArgs
-from vllm.sampling_params import SamplingParams
-from vllm.v1.engine import EngineCoreRequest
 from vllm.v1.engine.core import EngineCore
 from vllm.v1.executor.abstract import Executor
 from vllm.v1.kv_cache_interface import FullAttentionSpec
@@ -29,6 +26,7 @@ from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.worker.cpu_model_runner import CPUModelRunner
 
 from pccguard.adapters.vllm.runtime.worker import PccguardWorkerExtension
+from tests.cpu_vllm import core_request, start_engine
 
 NUM_LAYERS = 2
 NUM_KV_HEADS = 2
@@ -186,9 +184,7 @@ class CpuTestExecutor(Executor):
 
 def make_engine(model: Any, **overrides: Any) -> EngineCore:
     """Build the configuration as ``vllm serve`` would (plugin hooks included) and start a real EngineCore."""
-    args = dict(
-        model=str(model),
-        skip_tokenizer_init=True,
+    args: dict[str, Any] = dict(
         enable_prefix_caching=True,
         max_num_batched_tokens=64,
         max_num_seqs=8,
@@ -197,26 +193,13 @@ def make_engine(model: Any, **overrides: Any) -> EngineCore:
         block_size=BLOCK_SIZE,
         distributed_executor_backend=CpuTestExecutor,
     )
-    args.update(overrides)
-    config = EngineArgs(**args).create_engine_config()
-    return EngineCore(config, CpuTestExecutor, log_stats=False)
+    return start_engine(model, **{**args, **overrides})
 
 
 def request(
     req_id: str, tokens: list[int], *, salt: str | None = None, max_tokens: int = 2, **kw: Any
 ) -> Any:
-    return EngineCoreRequest(
-        request_id=req_id,
-        prompt_token_ids=list(tokens),
-        mm_features=None,
-        sampling_params=SamplingParams(max_tokens=max_tokens, ignore_eos=True),
-        pooling_params=None,
-        arrival_time=0.0,
-        lora_request=None,
-        cache_salt=salt,
-        data_parallel_rank=None,
-        **kw,
-    )
+    return core_request(req_id, tokens, max_tokens=max_tokens, salt=salt, **kw)
 
 
 def add(engine: EngineCore, req: Any) -> Any:

@@ -20,7 +20,7 @@ from pccguard.audit import AuditKind
 from pccguard.config import PluginConfig, load_plugin_config
 from pccguard.errors import EnforcementError
 from pccguard.facts import DeploymentFacts, Provenance
-from pccguard.plugin_startup import evaluate_startup, refuse_on_error
+from pccguard.plugin_startup import declared_facts, evaluate_startup, refuse_on_error
 from pccguard.profiles import load_profile
 
 from ..facts import PCCGUARD_STORAGE_CLASS, facts_from_server_args
@@ -53,22 +53,9 @@ def runtime_facts(server_args: Any, config: PluginConfig) -> DeploymentFacts:
     isolated by server salts only because ``tenant_cache_salt`` is then always
     installed (see ``always_installed``), and the start is refused if it is not.
     """
-    facts = facts_from_server_args(server_args, os.environ, resolved=True)
-    tenancy = config.tenancy
-    cfg = Provenance(kind="config", name="PCCGUARD_CONFIG")
-    update: dict[str, Any] = {
-        "tenancy": facts.tenancy.model_copy(
-            update={
-                "mode": tenancy.mode,
-                "identified_by": tenancy.identified_by,
-                "tenant_header": tenancy.tenant_header if tenancy.identified_by == "header" else None,
-                "authenticated_at": "gateway" if tenancy.identified_by == "header" else "engine",
-            }
-        ),
-    }
+    facts = declared_facts(facts_from_server_args(server_args, os.environ, resolved=True), config)
+    update: dict[str, Any] = {}
     provenance = dict(facts.provenance)
-    for key in ("mode", "identified_by", "authenticated_at"):
-        provenance[f"tenancy.{key}"] = cfg
     pc = facts.optimizations.prefix_caching
     if config.mitigations.tenant_cache_salt and pc.enabled:
         optimizations = facts.optimizations.model_copy(

@@ -1,6 +1,7 @@
 """Write a decided plan into the engine configuration, using vLLM's own configuration hooks.
 
-``scheduler_cls`` selects pccguard's scheduler, ``worker_extension_cls`` adds
+``distributed_executor_backend`` selects the enclave executor (when
+``hybrid_executor`` is installed), ``scheduler_cls`` selects pccguard's scheduler, ``worker_extension_cls`` adds
 the zeroing extension to every worker, the offloading connector's
 ``spec_name``/``spec_module_path`` selects the encrypting spec, and the plan
 itself rides in ``additional_config`` to the engine-core process. A
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pccguard.adapters.vllm.runtime import hybrid
 from pccguard.adapters.vllm.runtime.plan import PLAN_KEY, RuntimePlan
 from pccguard.errors import EnforcementError
 
@@ -27,6 +29,8 @@ def apply_plan(vllm_config: Any, plan: RuntimePlan) -> None:
     from pccguard.adapters.vllm.runtime.scheduler import ASYNC_SCHEDULER_QUALNAME, SCHEDULER_QUALNAME
     from pccguard.adapters.vllm.runtime.worker import WORKER_EXTENSION_QUALNAME
 
+    if plan.has(hybrid.MITIGATION):
+        hybrid.select(vllm_config)
     sched = vllm_config.scheduler_config
     current = sched.scheduler_cls
     if current and not _qualname(current).startswith("pccguard."):

@@ -30,7 +30,8 @@ from typing import Any
 
 from pccguard.adapters.vllm import static_check_active
 
-logger = logging.getLogger("pccguard.vllm")
+#: A child of vLLM's own logger, so that pccguard's lines appear in the serve log with vLLM's format and level.
+logger = logging.getLogger("vllm.pccguard")
 _lock = threading.Lock()
 _installed: set[str] = set()
 
@@ -69,8 +70,15 @@ def enforce_on_config(vllm_config: Any, engine_args: Any | None = None) -> Any:
     from pccguard.errors import EnforcementError
 
     try:
-        plan, _decision = decide(vllm_config, engine_args=engine_args, frontend=_serve_frontend_args())
+        plan, decision = decide(vllm_config, engine_args=engine_args, frontend=_serve_frontend_args())
         apply_plan(vllm_config, plan)
+        if decision.report.results:  # empty when fail_mode: open let an erroring check through
+            logger.info(
+                "pccguard: %d rules evaluated, start allowed; installed: %s%s",
+                len(decision.report.results),
+                ", ".join(plan.install) or "nothing",
+                f"; enclave executor, plan {plan.enclave['plan']}" if plan.enclave else "",
+            )
     except EnforcementError as exc:
         logger.error("%s", exc.one_line())
         raise

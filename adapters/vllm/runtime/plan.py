@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pccguard.adapters.vllm import IMPLEMENTED_MITIGATIONS
+from pccguard.adapters.vllm.runtime import hybrid
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.config import PluginConfig, load_plugin_config
 from pccguard.enforcement import StartupDecision
-from pccguard.facts import DeploymentFacts, Provenance
-from pccguard.plugin_startup import evaluate_startup, refuse_on_error
+from pccguard.facts import DeploymentFacts
+from pccguard.plugin_startup import declared_facts, evaluate_startup, refuse_on_error
 
 ENGINE = "vllm"
 #: Key of the plan inside ``VllmConfig.additional_config`` (it travels to the engine-core process).
@@ -37,6 +38,8 @@ class RuntimePlan:
     tenancy_mode: str = "multi"
     fail_mode: str = "closed"
     blocking: tuple[str, ...] = field(default=())
+    #: Enclave executor settings when ``hybrid_executor`` is installed (read by the executor).
+    enclave: dict[str, Any] | None = None
 
     def has(self, mitigation: str) -> bool:
         return mitigation in self.install
@@ -56,6 +59,7 @@ class RuntimePlan:
             tenancy_mode=str(data.get("tenancy_mode", "multi")),
             fail_mode=str(data.get("fail_mode", "closed")),
             blocking=tuple(data.get("blocking", ())),
+            enclave=dict(data["enclave"]) if data.get("enclave") else None,
         )
 
 
@@ -67,7 +71,9 @@ def offload_spec_name(config: Any) -> str | None:
     return str((ktc.kv_connector_extra_config or {}).get("spec_name", "CPUOffloadingSpec"))
 
 
-def installable_mitigations(config: Any, facts: DeploymentFacts, settings: PluginConfig) -> list[str]:
+def installable_mitigations(
+    config: Any, facts: DeploymentFacts, settings: PluginConfig, engine_args: Any | None = None
+) -> list[str]:
     """What this adapter can install for this configuration, as enabled by the plugin configuration."""
     from pccguard.adapters.vllm.facts import sleep_mode_requested
 
@@ -85,26 +91,9 @@ def installable_mitigations(config: Any, facts: DeploymentFacts, settings: Plugi
         out.append("encrypt_offload")
     if opt.priority_scheduling.enabled:
         out.append("server_side_priority")
+    if hybrid.installable(config, engine_args, facts, settings):
+        out.append(hybrid.MITIGATION)
     return [m for m in out if m in IMPLEMENTED_MITIGATIONS]
-
-
-def runtime_facts(facts: DeploymentFacts, settings: PluginConfig) -> DeploymentFacts:
-    """Facts the plugin configuration itself establishes: how tenants are identified at the ingress."""
-    tenancy = settings.tenancy
-    prov = Provenance(kind="config", name="PCCGUARD_CONFIG", value="tenancy")
-    update = {
-        "mode": tenancy.mode,
-        "identified_by": tenancy.identified_by,
-        "tenant_header": tenancy.tenant_header if tenancy.identified_by == "header" else None,
-        # A tenant header is trusted as set by the authenticating gateway; API keys are checked here.
-        "authenticated_at": "gateway" if tenancy.identified_by == "header" else "engine",
-    }
-    provenance = dict(facts.provenance)
-    for key in ("mode", "identified_by", "tenant_header", "authenticated_at"):
-        provenance[f"tenancy.{key}"] = prov
-    return facts.model_copy(
-        update={"tenancy": facts.tenancy.model_copy(update=update), "provenance": provenance}
-    )
 
 
 def decide(
@@ -124,13 +113,24 @@ def decide(
     try:
         loaded = settings or load_plugin_config(env)
         facts = facts_from_config(config, environ=env, engine_args=engine_args, frontend=frontend, live=True)
-        facts = runtime_facts(facts, loaded)
-        installable = installable_mitigations(config, facts, loaded)
+        facts = declared_facts(facts, loaded)
+        installable = installable_mitigations(config, facts, loaded, engine_args)
+        # The enclave executor is expensive: installed when a rule asks for it or named by hand.
+        always = [m for m in installable if m != hybrid.MITIGATION or hybrid.named_by_hand(engine_args)]
+        enclave = hybrid.enclave_settings(facts, loaded)
     except Exception as exc:  # fail-closed: a broken pccguard never lets an engine start unchecked
         refuse_on_error(ENGINE, loaded, log, exc)
         return RuntimePlan(fail_mode="open"), _empty_decision()
     settings = loaded
-    decision = evaluate_startup(ENGINE, facts, installable, settings, log, always=installable)
+    decision = evaluate_startup(ENGINE, facts, installable, settings, log, always=always)
+    if decision is not None and hybrid.MITIGATION in decision.install:
+        # Judge the plan the executor will run too (PCC-E-011), with the same mitigations.
+        try:
+            planned = hybrid.with_plan_facts(facts, enclave, config.model_config.hf_config.num_hidden_layers)
+        except Exception as exc:
+            refuse_on_error(ENGINE, settings, log, exc)
+            return RuntimePlan(fail_mode="open"), _empty_decision()
+        decision = evaluate_startup(ENGINE, planned, decision.install, settings, log, always=decision.install)
     if decision is None:  # fail_mode: open, and the check itself failed
         return RuntimePlan(fail_mode="open"), _empty_decision()
     plan = RuntimePlan(
@@ -140,6 +140,7 @@ def decide(
         else None,
         tenancy_mode=settings.tenancy.mode,
         fail_mode=settings.fail_mode,
+        enclave=enclave.to_dict() if hybrid.MITIGATION in decision.install else None,
     )
     return plan, decision
 

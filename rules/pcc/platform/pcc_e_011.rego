@@ -48,3 +48,8 @@ deny contains lib.finding("model.hybrid_plan.nonlinear_offloads", {"plan": hp.pl
 warn contains lib.finding("model.hybrid_plan.integrity_check", {"plan": hp.plan, "reason": "no integrity check of the accelerator's answers"}) if {
 	hp.integrity_check == "none"
 }
+
+warn contains lib.finding("model.hybrid_plan.prompts_protected", {"plan": hp.plan, "reason": "prompt activations reach the accelerator in the clear"}) if {
+	hp.prompts_protected == false
+	hp.ops_offloaded > 0
+}
