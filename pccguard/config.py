@@ -53,6 +53,8 @@ class MitigationConfig(BaseModel):
     prefix_cache_ttl_seconds: float | None = Field(default=300.0, gt=0)
     encrypt_offload: bool = True
     close_privileged_endpoints: bool = True
+    #: Drop the series that reveal prefix-cache hits from the served ``/metrics`` (vLLM).
+    drop_cache_hit_metrics: bool = True
     #: Select the enclave executor when a rule requires it (vLLM, LLaMA models).
     hybrid_executor: bool = True
     #: Its partition plan: ``auto`` (Mode P for a public base, all-enclave for a

@@ -11,6 +11,7 @@ IMPLEMENTED_MITIGATIONS: tuple[str, ...] = (
     "encrypt_offload",
     "server_side_priority",
     "hybrid_executor",
+    "disable:cache_hit_metrics",
 )
 
 

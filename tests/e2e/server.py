@@ -71,6 +71,10 @@ class Server:
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
             return json.loads(resp.read())
 
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(self.base + path, timeout=REQUEST_TIMEOUT_S) as resp:
+            return str(resp.read().decode("utf-8"))
+
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(self.base + "/v1/models", timeout=2) as resp:

@@ -40,13 +40,18 @@ def plan_engine(
 ) -> Iterator[tuple[PartitionPlan, Any]]:
     mp = pytest.MonkeyPatch()
     config = tmp_path_factory.mktemp("pccguard") / "pccguard.yaml"
-    config.write_text("profile: multi-tenant-baseline\n", encoding="utf-8")
-    mp.setenv("PCCGUARD_CONFIG", str(config))  # scrub_freed_kv on: new_block_ids_to_zero reaches the enclave
-    mp.setenv("PCCGUARD_ENCLAVE_PLAN", request.param)
+    # scrub_freed_kv on: new_block_ids_to_zero reaches the enclave; the plugin passes the plan on.
+    config.write_text(
+        f"profile: multi-tenant-baseline\nmitigations: {{hybrid_executor_plan: {request.param}}}\n",
+        encoding="utf-8",
+    )
+    mp.setenv("PCCGUARD_CONFIG", str(config))
     mp.setenv("PCCGUARD_ENCLAVE_DEBUG", "1")
     engine = make_engine(tiny_llama)
     try:
-        yield PLANS[request.param](), engine
+        plan = PLANS[request.param]()
+        assert engine.model_executor.worker.enclave.plan.name == plan.name
+        yield plan, engine
     finally:
         engine.shutdown()
         mp.undo()
@@ -150,9 +155,10 @@ def test_preemption_and_resume_equal_reference(tiny_llama: Path, vocab: int, tmp
     """Too few blocks for the batch: vLLM preempts and resumes requests; tokens still equal the reference."""
     mp = pytest.MonkeyPatch()
     config = tmp_path / "pccguard.yaml"
-    config.write_text("profile: multi-tenant-baseline\n", encoding="utf-8")
+    config.write_text(
+        "profile: multi-tenant-baseline\nmitigations: {hybrid_executor_plan: all-enclave}\n", encoding="utf-8"
+    )
     mp.setenv("PCCGUARD_CONFIG", str(config))
-    mp.setenv("PCCGUARD_ENCLAVE_PLAN", "all-enclave")
     rng = random.Random(13)
     prompts = [[rng.randrange(3, vocab) for _ in range(40)] for _ in range(4)]
     engine = make_engine(tiny_llama, num_gpu_blocks_override=12, max_model_len=128)

@@ -17,7 +17,8 @@ from tests.e2e.server import Server, running_server
 from tests.e2e.support import reference
 
 TENANT = {"x-pccguard-tenant": "alice"}
-CONFIG = "profile: multi-tenant-baseline\nfail_on: high\n"  # /metrics (PCC-T-011, medium) stays on
+#: The executor is named by hand; its plan comes from here.
+CONFIG = "profile: multi-tenant-baseline\nmitigations: {hybrid_executor_plan: default}\n"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def server(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     root = tmp_path_factory.mktemp("serve")
     config = root / "pccguard.yaml"
     config.write_text(CONFIG, encoding="utf-8")
-    env = {"PCCGUARD_CONFIG": str(config), "PCCGUARD_ENCLAVE_PLAN": "default"}
+    env = {"PCCGUARD_CONFIG": str(config)}
     with running_server(tiny_llama, root / "serve.log", env) as s:
         yield s
 
@@ -67,3 +68,10 @@ def test_request_without_tenant_is_refused(server: Server, tiny_llama: Path) -> 
     with pytest.raises(urllib.error.HTTPError) as info:
         server.post("/v1/completions", {"model": str(tiny_llama), "prompt": "hi", "max_tokens": 1})
     assert info.value.code == 401
+
+
+def test_metrics_carry_no_hit_oracle(server: Server) -> None:
+    """PCC-T-011: the served /metrics lose the series that reveal prefix-cache hits, and keep the rest."""
+    text = server.get_text("/metrics")
+    assert "vllm:num_requests_running" in text
+    assert "vllm:prefix_cache_hits" not in text and "vllm:prompt_tokens_cached" not in text

@@ -67,3 +67,83 @@ def test_untenanted_generation_request_is_refused_by_the_app(
     }
     asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 401
+
+
+def _get_metrics(app: Any) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/metrics",
+        "raw_path": b"/metrics",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"accept-encoding", b"gzip")],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+        "state": {},
+    }
+    asyncio.run(app(scope, receive, send))
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return int(starts[0]["status"]), body
+
+
+@pytest.mark.parametrize("drop", [True, False], ids=["dropped", "control-kept"])
+def test_metrics_lose_the_hit_oracle_series(
+    tiny_model: Path, plugin_config: Any, monkeypatch: pytest.MonkeyPatch, drop: bool
+) -> None:
+    """vLLM's real Prometheus logger and ``/metrics`` route; the control shows the series exist."""
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.v1.metrics.loggers import PrometheusStatLogger
+
+    from pccguard.adapters.vllm.runtime.metrics_filter import HIT_ORACLE_FAMILIES
+
+    plugin_config(
+        f"profile: multi-tenant-baseline\nmitigations: {{drop_cache_hit_metrics: {str(drop).lower()}}}\n"
+    )
+    config = EngineArgs(model=str(tiny_model), skip_tokenizer_init=True).create_engine_config()
+    PrometheusStatLogger(config, engine_indexes=[0])  # registers vLLM's series, as the API server does
+    status, body = _get_metrics(_app(tiny_model, monkeypatch))
+    text = body.decode()
+    assert status == 200
+    assert "vllm:num_requests_running" in text  # every other series is left alone
+    present = [f for f in HIT_ORACLE_FAMILIES if f in text]
+    if drop:
+        assert present == []
+    else:
+        assert {"vllm:prefix_cache_hits", "vllm:prefix_cache_queries", "vllm:prompt_tokens_cached"} <= set(
+            present
+        )
+
+
+def test_drop_series_matches_families_not_prefixes() -> None:
+    from pccguard.adapters.vllm.runtime.metrics_filter import drop_series
+
+    text = b"\n".join(
+        [
+            b"# HELP vllm:prompt_tokens_total Number of prefill tokens processed.",
+            b"# TYPE vllm:prompt_tokens_total counter",
+            b'vllm:prompt_tokens_total{engine="0",model_name="m"} 96.0',
+            b"# HELP vllm:prompt_tokens_cached_total Number of cached prompt tokens.",
+            b"# TYPE vllm:prompt_tokens_cached_total counter",
+            b'vllm:prompt_tokens_cached_total{engine="0",model_name="m"} 32.0',
+            b'vllm:prompt_tokens_cached_created{engine="0",model_name="m"} 1.7e9',
+            b'vllm:iteration_tokens_total_bucket{engine="0",le="1.0"} 3.0',
+            b"vllm:kv_cache_usage_perc 0.25",
+            b"",
+        ]
+    )
+    kept = drop_series(text).decode()
+    assert "vllm:prompt_tokens_total{" in kept and "# TYPE vllm:prompt_tokens_total counter" in kept
+    assert "cached" not in kept and "iteration_tokens" not in kept and "kv_cache_usage" not in kept

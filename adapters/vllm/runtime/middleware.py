@@ -1,5 +1,8 @@
 """The HTTP ingress half of ``tenant_cache_salt`` (added through vLLM's ``--middleware``).
 
+It also serves ``disable:cache_hit_metrics``: ``GET /metrics`` passes through
+:mod:`.metrics_filter`.
+
 For every generation request the middleware identifies the tenant (the
 configured header, or the API key looked up in a file of SHA-256 digests),
 strips the tenant header, and writes the tenant's keyed pseudonym into the
@@ -22,6 +25,7 @@ from typing import Any
 import yaml
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
+from pccguard.adapters.vllm.runtime.metrics_filter import drop_series
 from pccguard.adapters.vllm.runtime.salt import IngressPseudonyms
 from pccguard.audit import AuditKind
 from pccguard.config import PluginConfig, TenancyConfig, load_plugin_config
@@ -79,6 +83,14 @@ class PccguardTenantMiddleware:
         self.pseudonyms = IngressPseudonyms()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope.get("type") == "http"
+            and scope.get("method") == "GET"
+            and str(scope.get("path", "")).rstrip("/") == "/metrics"
+            and self.settings.mitigations.drop_cache_hit_metrics
+        ):
+            await self._filtered_metrics(scope, receive, send)
+            return
         if scope.get("type") != "http" or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
@@ -115,6 +127,42 @@ class PccguardTenantMiddleware:
         new_headers.append((b"content-length", str(len(body)).encode("latin-1")))
         scope = dict(scope, headers=new_headers)
         await self.app(scope, _replay(body, receive), send)
+
+
+    async def _filtered_metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve ``/metrics`` without the hit-oracle series (``disable:cache_hit_metrics``)."""
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"accept-encoding"]
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    await _send_filtered(send, start, b"".join(chunks))
+                return
+            await send(message)
+
+        await self.app(dict(scope, headers=headers), receive, capture)
+
+
+async def _send_filtered(send: Send, start: Message | None, body: bytes) -> None:
+    if start is None:  # the app sent a body without starting a response: nothing sane to filter
+        raise RuntimeError("/metrics answered without a response start")
+    status = int(start.get("status", 200))
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    if status == 200 and not any(k.lower() == b"content-encoding" for k, _ in headers):
+        body = drop_series(body)
+    elif status == 200:  # an encoding we did not ask for: refuse rather than pass hit counters through
+        status, body = 500, b"metrics unavailable\n"
+        headers = [(b"content-type", b"text/plain")]
+    headers.append((b"content-length", str(len(body)).encode("latin-1")))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_body(receive: Receive) -> bytes:

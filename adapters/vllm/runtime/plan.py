@@ -27,6 +27,8 @@ ENGINE = "vllm"
 PLAN_KEY = "pccguard"
 #: The native offloading specs the encrypted spec can replace (same manager, encrypting worker).
 ENCRYPTABLE_SPECS = ("CPUOffloadingSpec", "EncryptedCPUOffloadingSpec")
+#: Served by the tenant middleware's ``/metrics`` filter (see ``metrics_filter``).
+DROP_HIT_METRICS = "disable:cache_hit_metrics"
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,12 @@ def offload_spec_name(config: Any) -> str | None:
 
 
 def installable_mitigations(
-    config: Any, facts: DeploymentFacts, settings: PluginConfig, engine_args: Any | None = None
+    config: Any,
+    facts: DeploymentFacts,
+    settings: PluginConfig,
+    engine_args: Any | None = None,
+    *,
+    frontend_serving: bool = False,
 ) -> list[str]:
     """What this adapter can install for this configuration, as enabled by the plugin configuration."""
     from pccguard.adapters.vllm.facts import sleep_mode_requested
@@ -91,6 +98,10 @@ def installable_mitigations(
         out.append("encrypt_offload")
     if opt.priority_scheduling.enabled:
         out.append("server_side_priority")
+    metrics = facts.observability.metrics
+    # The filter lives in the API server's middleware: only a serving process has both.
+    if wanted.drop_cache_hit_metrics and metrics.enabled and frontend_serving:
+        out.append(DROP_HIT_METRICS)
     if hybrid.installable(config, engine_args, facts, settings):
         out.append(hybrid.MITIGATION)
     return [m for m in out if m in IMPLEMENTED_MITIGATIONS]
@@ -114,7 +125,9 @@ def decide(
         loaded = settings or load_plugin_config(env)
         facts = facts_from_config(config, environ=env, engine_args=engine_args, frontend=frontend, live=True)
         facts = declared_facts(facts, loaded)
-        installable = installable_mitigations(config, facts, loaded, engine_args)
+        installable = installable_mitigations(
+            config, facts, loaded, engine_args, frontend_serving=frontend is not None
+        )
         # The enclave executor is expensive: installed when a rule asks for it or named by hand.
         always = [m for m in installable if m != hybrid.MITIGATION or hybrid.named_by_hand(engine_args)]
         enclave = hybrid.enclave_settings(facts, loaded)

@@ -15,9 +15,9 @@
 #   severity: medium
 #   threats: [hit-rate side channel through metrics, activity of a targeted user]
 #   references: ["OWASP LLM02:2025 Sensitive Information Disclosure", "CWE-203", "NIST SP 800-53 SC-31", "Gu et al., ICML 2025 (Auditing Prompt Caching)"]
-#   mitigation: allowlist_logs
+#   mitigation: disable:cache_hit_metrics
 #   message: "Cache-hit metrics are exported: {reason}"
-#   remediation: Drop cache-hit series from exported metrics (pccguard mitigation allowlist_logs) or require authentication on the metrics endpoint.
+#   remediation: Drop cache-hit series from exported metrics (pccguard mitigation disable:cache_hit_metrics, which the vLLM plugin applies to /metrics) or require authentication on the metrics endpoint.
 package pcc.rules.pcc_t_011
 
 import data.pcc.lib

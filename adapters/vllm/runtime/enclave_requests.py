@@ -1,0 +1,173 @@
+"""Refuse, at admission, the request parameters the enclave executor cannot honour.
+
+With ``EnclaveExecutor`` the logits exist only in the enclave, so the enclave
+samples (``pccguard.enclave_runtime.vllm_executor.sampling``): temperature,
+top-k/top-p/min-p, the three penalties, seeds, logprobs, ``logit_bias``,
+``allowed_token_ids``, bad words and ``min_tokens`` as vLLM does. Some
+parameters it cannot honour -- structured outputs (the grammar's token mask is
+computed by the engine core after the step has started), prompt logprobs,
+custom logits processors, thinking budgets, trace replay, watermarks, sampling
+masks -- and ignoring them would hand the client an answer that silently
+breaks its constraint.
+
+vLLM 0.33 gives an executor no per-request validation hook, and an exception
+in ``execute_model`` kills the engine core with every request in it. vLLM
+refuses a single request cleanly in two places, and :func:`install` wraps both
+(only where the configured executor is ``EnclaveExecutor``):
+
+* ``InputProcessor._validate_params`` -- the frontend (API server or ``LLM``
+  process) validates every request's ``SamplingParams`` before it leaves for
+  the engine; a ``VLLMValidationError`` there is an HTTP 400 naming the
+  parameter;
+* ``EngineCore.preprocess_add_request`` -- the engine core's input thread turns
+  a ``VLLMValidationError`` into that request's ``FinishReason.ERROR`` with a
+  ``validation_error``, which the frontend raises as the same HTTP 400; the
+  engine keeps running. This one sees every request, including those handed to
+  the engine core directly, and knows the executor for certain.
+
+The checks do not depend on pccguard's policy configuration: they describe
+what the executor can do, so they apply whenever it serves.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import Any
+
+logger = logging.getLogger("pccguard.vllm")
+_lock = threading.Lock()
+_installed: set[str] = set()
+
+
+def _once(name: str) -> bool:
+    with _lock:
+        if name in _installed:
+            return False
+        _installed.add(name)
+        return True
+
+
+def refusal(params: Any, vllm_config: Any, *, watermarking: bool | None = None) -> tuple[str, str] | None:
+    """``(parameter, message)`` when the enclave executor cannot serve a request with ``params``, else None.
+
+    ``watermarking`` is the resolved value where the caller has it (the
+    frontend resolves it during validation); otherwise the request's own.
+    """
+    from pccguard.enclave_runtime.vllm_executor.sampling import unsupported
+
+    found = unsupported(params)
+    if watermarking is None:
+        watermarking = getattr(params, "watermarking", None) is True
+    if watermarking:
+        found.append(("watermarking", "the enclave executor does not watermark"))
+    model_config = getattr(vllm_config, "model_config", None)
+    if getattr(model_config, "return_sampling_mask", False):
+        found.append(("return_sampling_mask", "the enclave executor does not return sampling masks"))
+    custom = _custom_logits_processors(model_config)
+    if custom:
+        found.append(
+            ("logits_processors", f"custom logits processors ({', '.join(custom)}) do not run in the enclave")
+        )
+    return _explain(*found[0]) if found else None
+
+
+def _explain(name: str, reason: str) -> tuple[str, str]:
+    return (
+        name,
+        f"{reason}; remove '{name}' from the request or serve this model without the enclave executor",
+    )
+
+
+def _custom_logits_processors(model_config: Any) -> list[str]:
+    """The custom logits processors vLLM would load (``--logits-processors`` and installed plugins)."""
+    if model_config is None:
+        return []
+    from vllm.v1.sample.logits_processor import cached_load_custom_logitsprocs
+
+    configured = getattr(model_config, "logits_processors", None)
+    classes = cached_load_custom_logitsprocs(tuple(configured) if configured is not None else None)
+    return [getattr(c, "__qualname__", str(c)) for c in classes]
+
+
+def uses_enclave_executor(vllm_config: Any) -> bool:
+    """Whether ``vllm_config`` names ``EnclaveExecutor`` (or a subclass) as its executor backend."""
+    backend = getattr(getattr(vllm_config, "parallel_config", None), "distributed_executor_backend", None)
+    if isinstance(backend, str) and "." in backend:
+        from vllm.utils.import_utils import resolve_obj_by_qualname
+
+        try:
+            backend = resolve_obj_by_qualname(backend)
+        except Exception:
+            return False
+    if not isinstance(backend, type):
+        return False
+    from pccguard.enclave_runtime.vllm_executor.executor import EnclaveExecutor
+
+    return issubclass(backend, EnclaveExecutor)
+
+
+def _validation_error(problem: tuple[str, str]) -> Exception:
+    from vllm.exceptions import VLLMValidationError
+
+    name, message = problem
+    return VLLMValidationError(message, parameter=name)
+
+
+def install_frontend_check() -> None:
+    """Wrap ``InputProcessor._validate_params``: refuse in the frontend, as an HTTP 400."""
+    if not _once("frontend"):
+        return
+    try:
+        from vllm.sampling_params import SamplingParams
+        from vllm.v1.engine.input_processor import InputProcessor
+    except Exception:  # no frontend in this installation
+        return
+    original = InputProcessor._validate_params
+
+    @functools.wraps(original)
+    def _validate_params(self: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
+        enclave = self.__dict__.get("_pccguard_enclave")
+        if enclave is None:
+            enclave = self.__dict__["_pccguard_enclave"] = uses_enclave_executor(self.vllm_config)
+        sampling = enclave and isinstance(params, SamplingParams)
+        # Before vLLM's own checks: a structured-output request never reaches a grammar backend.
+        problem = refusal(params, self.vllm_config, watermarking=False) if sampling else None
+        if problem is not None:
+            raise _validation_error(problem)
+        watermarking = original(self, params, *args, **kwargs)
+        if sampling and watermarking:  # resolved by vLLM's checks: the request's own flag or the engine's
+            raise _validation_error(_explain("watermarking", "the enclave executor does not watermark"))
+        return watermarking
+
+    InputProcessor._validate_params = _validate_params  # type: ignore[method-assign]
+
+
+def install_engine_core_check() -> None:
+    """Wrap ``EngineCore.preprocess_add_request``: refuse in the engine core, finishing only that request."""
+    if not _once("engine_core"):
+        return
+    from vllm.v1.engine.core import EngineCore
+
+    from pccguard.enclave_runtime.vllm_executor.executor import EnclaveExecutor
+
+    original = EngineCore.preprocess_add_request
+
+    @functools.wraps(original)
+    def preprocess_add_request(self: Any, request: Any) -> Any:
+        params = getattr(request, "sampling_params", None)
+        if params is not None and isinstance(getattr(self, "model_executor", None), EnclaveExecutor):
+            problem = refusal(params, self.vllm_config)
+            if problem is not None:
+                logger.info("request %s refused: %s", getattr(request, "request_id", "?"), problem[1])
+                raise _validation_error(problem)
+        return original(self, request)
+
+    EngineCore.preprocess_add_request = preprocess_add_request  # type: ignore[method-assign]
+
+
+def install_enclave_request_checks() -> None:
+    """Install both checks in this process (idempotent; each acts only for ``EnclaveExecutor``)."""
+    install_frontend_check()
+    install_engine_core_check()
