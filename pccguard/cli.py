@@ -1,9 +1,10 @@
 """The ``pccguard`` command line.
 
 Exit status: 0 clean, 1 findings at or above ``--fail-on`` (or failures such as
-an expired waiver), 2 usage, input or engine errors. Errors are one line on
-stderr, never a traceback (set ``PCCGUARD_DEBUG=1`` to see one). Output files
-are written atomically.
+an expired waiver), 2 usage, input or engine errors; ``pccguard probe`` keeps
+that scale (0 pass, 1 sharing detected, 2 inconclusive or incomplete). Errors
+are one line on stderr, never a traceback (set ``PCCGUARD_DEBUG=1`` to see
+one). Output files are written atomically.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from pccguard import __version__
 from pccguard.errors import InputError, PccguardError, UsageError
 from pccguard.metadata import SEVERITIES
 from pccguard.output import emit
+
+# Cheap to import: the probe's HTTP client, statistics and rich load only when ``pccguard probe`` runs.
+from pccguard.probe.cli import register as register_probe
 
 if TYPE_CHECKING:
     from pccguard.facts import DeploymentFacts
@@ -139,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     rbundle = rsub.add_parser("bundle", help="write the rulebook as an OPA bundle directory")
     rbundle.add_argument("out", type=Path)
     _add_rule_source_args(rbundle)
+    register_probe(sub)
     return parser
 
 
@@ -380,6 +385,9 @@ def run(argv: Sequence[str]) -> int:
         return handler(args, engine_args)
     if engine_args is not None:
         raise UsageError(f"'{args.command}' takes no engine arguments after '--'")
+    if args.command == "probe":
+        exit_code: int = args.probe_handler(args)
+        return exit_code
     handlers = {"schema": cmd_schema, "catalog": cmd_catalog, "rules": cmd_rules}
     return handlers[args.command](args)
 

@@ -11,16 +11,16 @@ from pathlib import Path
 from pccguard.errors import InputError
 
 
-def write_atomic(path: Path | str, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename over ``path``."""
+def write_atomic(path: Path | str, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8) or bytes to a temporary file beside ``path``, fsync it, then rename over ``path``."""
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise InputError("output directory does not exist", where=str(folder))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

@@ -14,6 +14,10 @@ attacker's own earlier probes from creating hits. Sections:
 The ``cached_tokens`` reported in ``usage.prompt_tokens_details`` is an
 oracle when the server exposes it: any cached token on an attacker's hit
 probe is sharing.
+
+A run that stops early (the server died, a request timed out, Ctrl-C) still
+returns a report of what was measured, marked incomplete with the reason:
+an interrupted audit is evidence too, and must never look like a finished one.
 """
 
 from __future__ import annotations
@@ -26,9 +30,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pccguard.probe.client import Client, Identity, ProbeError
+from pccguard.probe.params import (
+    MAX_PROMPT_WORDS,
+    MAX_TIMEOUT_S,
+    MAX_TRIALS,
+    MIN_PROMPT_WORDS,
+    MIN_TRIALS,
+)
 from pccguard.probe.stats import ks_2samp, threshold_classifier
 
-MAX_TRIALS = 1000
+#: Why a run stopped when the user pressed Ctrl-C.
+INTERRUPTED = "interrupted (Ctrl-C) before the audit finished"
 #: Prompt vocabulary: common words, so any tokenizer splits them into a few tokens each.
 _WORD_TEXT = """
 apple river stone cloud maple silver orange window garden candle harbor meadow pepper
@@ -100,8 +112,15 @@ class AuditConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not 2 <= self.trials <= MAX_TRIALS:
-            raise ValueError(f"trials must be between 2 and {MAX_TRIALS}")
+        # The command line checks these with friendlier messages; this keeps library callers bounded too.
+        if not MIN_TRIALS <= self.trials <= MAX_TRIALS:
+            raise ValueError(f"trials must be between {MIN_TRIALS} and {MAX_TRIALS}")
+        if not MIN_PROMPT_WORDS <= self.prompt_words <= MAX_PROMPT_WORDS:
+            raise ValueError(f"prompt_words must be between {MIN_PROMPT_WORDS} and {MAX_PROMPT_WORDS}")
+        if not 0 < self.timeout_s <= MAX_TIMEOUT_S:
+            raise ValueError(f"timeout_s must be greater than 0 and at most {MAX_TIMEOUT_S:g}")
+        if not 0 < self.alpha < 1:
+            raise ValueError("alpha must be strictly between 0 and 1")
 
 
 @dataclass
@@ -188,6 +207,8 @@ def run_audit(cfg: AuditConfig, on_request: Callable[[], None] | None = None) ->
                 section.trials.append(Trial(kind, obs.ttft_s, obs.cached_tokens))
     except ProbeError as exc:
         error = str(exc)
+    except KeyboardInterrupt:
+        error = INTERRUPTED
     for section in done:
         section.decide(cfg.alpha)
     complete = error is None and len(done) == len(plan)
@@ -197,19 +218,20 @@ def run_audit(cfg: AuditConfig, on_request: Callable[[], None] | None = None) ->
         "model": cfg.model,
         "victim": cfg.victim.name,
         "attacker": cfg.attacker.name,
+        "identities": {cfg.victim.name: cfg.victim.describe(), cfg.attacker.name: cfg.attacker.describe()},
         "trials": cfg.trials,
         "prompt_words": cfg.prompt_words,
         "alpha": cfg.alpha,
         "timeout_s": cfg.timeout_s,
     }
+    if complete:
+        decision = verdict(by_name, complete)
+    else:
+        decision = f"incomplete: {error}"
+        if "cross_tenant" in by_name:
+            decision += f" (the partial data says: {verdict(by_name, True)})"
     return AuditReport(
-        config,
-        done,
-        complete,
-        error,
-        client.requests,
-        time.perf_counter() - started,
-        verdict(by_name, complete) if complete or "cross_tenant" in by_name else "incomplete: " + str(error),
+        config, done, complete, error, client.requests, time.perf_counter() - started, decision
     )
 
 

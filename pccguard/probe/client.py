@@ -3,17 +3,27 @@
 Why streaming: the first streamed chunk leaves the server when the prefill is
 done, so its arrival time is the prefill time plus network and queueing,
 which is exactly what a prefix-cache hit shortens.
+
+Why no proxies and no redirects: the audit promises to contact only the URL
+it was given; ``http_proxy`` in the environment or a redirect from the server
+would send the identities' requests (and API keys) somewhere else.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from pccguard.probe.params import base_url_problem
+
+#: A legitimate one-token stream is a few hundred bytes; these bound a misbehaving server.
+_MAX_LINE_BYTES = 64 * 1024
+_MAX_STREAM_BYTES = 1024 * 1024
 
 
 class ProbeError(RuntimeError):
@@ -22,10 +32,14 @@ class ProbeError(RuntimeError):
 
 @dataclass(frozen=True)
 class Identity:
-    """Who a request claims to be: an API key, a tenant header, or both."""
+    """Who a request claims to be: an API key, a tenant header, or both.
+
+    The key is left out of ``repr`` so that no log line or error message built
+    from an identity can carry it.
+    """
 
     name: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     tenant_header: str | None = None
     tenant: str | None = None
 
@@ -37,6 +51,18 @@ class Identity:
             out[self.tenant_header] = self.tenant
         return out
 
+    def describe(self) -> dict[str, Any]:
+        """What the report records about this identity: whether a key was sent, never the key."""
+        return {
+            "api_key": bool(self.api_key),
+            "tenant_header": self.tenant_header if self.tenant else None,
+            "tenant": self.tenant,
+        }
+
+    def redact(self, text: str) -> str:
+        """``text`` with this identity's key replaced, for messages that quote what a library said."""
+        return text.replace(self.api_key, "<redacted>") if self.api_key else text
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -46,20 +72,25 @@ class Observation:
 
 
 class Client:
-    """Completions against ``base_url`` only (the path is appended; redirects are refused)."""
+    """Completions against ``base_url`` only (the path is appended; proxies and redirects are refused)."""
 
     def __init__(self, base_url: str, model: str, timeout_s: float = 30.0) -> None:
-        parsed = urllib.parse.urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"base URL must be http(s)://host[:port][/path], got {base_url!r}")
+        problem = base_url_problem(base_url)
+        if problem is not None:
+            raise ValueError(problem)
         self.base = base_url.rstrip("/")
         self.model = model
         self.timeout_s = timeout_s
         self.requests = 0
-        self.opener = urllib.request.build_opener(_NoRedirect())
+        # An empty ProxyHandler overrides the one build_opener would make from http(s)_proxy.
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
     def complete(self, identity: Identity, prompt: str, extra: dict[str, Any] | None = None) -> Observation:
-        """One streamed completion of one token; returns TTFT and the reported cached tokens."""
+        """One streamed completion of one token; returns TTFT and the reported cached tokens.
+
+        The whole request, not only each socket read, is bounded by the timeout:
+        a server that trickles bytes must not hold the audit forever.
+        """
         body: dict[str, Any] = {
             "model": self.model,
             "prompt": prompt,
@@ -81,7 +112,16 @@ class Client:
         usage: dict[str, Any] = {}
         try:
             with self.opener.open(req, timeout=self.timeout_s) as resp:
-                for raw in resp:
+                received = 0
+                while True:
+                    raw = resp.readline(_MAX_LINE_BYTES)
+                    if not raw:
+                        break
+                    received += len(raw)
+                    if received > _MAX_STREAM_BYTES:
+                        raise ProbeError("the stream is larger than a one-token completion can be")
+                    if time.perf_counter() - start > self.timeout_s:
+                        raise ProbeError(f"the stream did not finish within {self.timeout_s:g} s")
                     line = raw.decode("utf-8", errors="replace").strip()
                     if not line.startswith("data:"):
                         continue
@@ -89,19 +129,27 @@ class Client:
                     if data == "[DONE]":
                         break
                     chunk = json.loads(data)
+                    if not isinstance(chunk, dict):
+                        continue
                     if ttft is None and chunk.get("choices"):
                         ttft = time.perf_counter() - start
-                    if chunk.get("usage"):
+                    if isinstance(chunk.get("usage"), dict):
                         usage = chunk["usage"]
         except urllib.error.HTTPError as exc:
-            raise ProbeError(f"HTTP {exc.code} from the server") from exc
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise ProbeError(f"request failed: {exc}") from exc
+            raise ProbeError(f"HTTP {exc.code} from the server") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+            detail = identity.redact(" ".join(str(exc).split()) or type(exc).__name__)
+            raise ProbeError(f"request failed: {detail}") from None
         if ttft is None:
             raise ProbeError("the stream carried no completion chunk")
         details = usage.get("prompt_tokens_details") or {}
         cached = details.get("cached_tokens") if isinstance(details, dict) else None
-        return Observation(ttft, int(cached) if cached is not None else None, usage.get("prompt_tokens"))
+        prompt_tokens = usage.get("prompt_tokens")
+        return Observation(
+            ttft,
+            cached if isinstance(cached, int) else None,
+            prompt_tokens if isinstance(prompt_tokens, int) else None,
+        )
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

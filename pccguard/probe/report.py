@@ -2,25 +2,48 @@
 
 The plot is an inline SVG histogram per section, so the page needs no plotting
 library and no network; a PNG is written as well when matplotlib is installed.
+
+Every file is written atomically (a temporary file beside it, then a rename):
+an audit interrupted while its report is being written leaves the previous
+file or none, never a truncated one that a reader could take for a result.
 """
 
 from __future__ import annotations
 
 import html
+import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from pccguard.errors import InputError
+from pccguard.output import write_atomic
 from pccguard.probe.audit import AuditReport, Section
 
 COLORS = {"hit": "#d62728", "control": "#1f77b4"}
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None``: strict JSON has no spelling for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def render_json(report: AuditReport) -> str:
+    return json.dumps(_finite(report.to_dict()), indent=2, allow_nan=False) + "\n"
+
+
 def write_json(report: AuditReport, path: Path) -> None:
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    write_atomic(path, render_json(report))
 
 
 def table(report: AuditReport) -> Table:
@@ -82,12 +105,12 @@ def _svg(section: Section, width: int = 560, height: int = 180, bins: int = 30) 
     return "".join(parts)
 
 
-def write_html(report: AuditReport, path: Path) -> None:
+def render_html(report: AuditReport) -> str:
     rows = []
     for s in report.sections:
         rows.append(f"<h2>{html.escape(s.name)} ({html.escape(s.victim)} → {html.escape(s.attacker)})</h2>")
         rows.append(_svg(s))
-        rows.append(f"<pre>{html.escape(json.dumps(s.result, indent=2))}</pre>")
+        rows.append(f"<pre>{html.escape(json.dumps(_finite(s.result), indent=2))}</pre>")
     status = "complete" if report.complete else f"INCOMPLETE: {html.escape(str(report.error))}"
     page = (
         "<!doctype html><meta charset='utf-8'><title>pccguard probe</title>"
@@ -96,7 +119,11 @@ def write_html(report: AuditReport, path: Path) -> None:
         f"<span style='color:{COLORS['hit']}'>hit probes</span> and "
         f"<span style='color:{COLORS['control']}'>fresh controls</span>.</p>" + "".join(rows)
     )
-    path.write_text(page, encoding="utf-8")
+    return page + "\n"
+
+
+def write_html(report: AuditReport, path: Path) -> None:
+    write_atomic(path, render_html(report))
 
 
 def write_png(report: AuditReport, path: Path) -> bool:
@@ -117,13 +144,28 @@ def write_png(report: AuditReport, path: Path) -> bool:
         ax.set_xlabel("time to first token (ms)")
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    write_atomic(path, buffer.getvalue())
     return True
 
 
+def prepare_dir(out_dir: Path) -> None:
+    """Create the report directory before probing, so an unwritable one fails before any request."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("report directory is an existing file", where=str(out_dir))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(exc.strerror or "cannot create the report directory", where=str(out_dir)) from None
+
+
 def write_all(report: AuditReport, out_dir: Path) -> dict[str, str]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """JSON first (the record), then the page and the plot; each file atomically."""
+    prepare_dir(out_dir)
     written = {"json": out_dir / "probe.json", "html": out_dir / "probe.html"}
     write_json(report, written["json"])
     write_html(report, written["html"])

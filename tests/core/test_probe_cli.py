@@ -1,0 +1,537 @@
+"""``pccguard probe`` as a user runs it: a real process against real sockets on 127.0.0.1.
+
+The server here is a stand-in for a serving engine, not an engine: a few
+lines of ``http.server`` that speak the streamed completions API and emulate
+a prefix cache (a fixed prefill delay per uncached prompt word, and
+``usage.prompt_tokens_details.cached_tokens``). The probe is the thing under
+test; the acceptance test against ``vllm serve`` is tests/e2e/test_serve_probe.py.
+
+The stand-in's delays make a cache hit unmistakable (a fully cached prompt
+answers at once, an uncached one after 16 ms), so the "sharing" runs are
+deterministic in practice. Where the expected outcome is "no difference",
+the statistics are honest: a 95% interval misses 0.5 now and then by chance,
+so those runs retry (a retry only ever forgives chance: what the server
+reports in ``cached_tokens`` is asserted on every attempt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.core.support import REPO, CliResult, assert_clean_error
+
+PROMPT_WORDS = 32
+SECONDS_PER_UNCACHED_WORD = 0.0005
+CACHE_BLOCK_WORDS = 8
+PROXY_VARS = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+
+
+@dataclass
+class Seen:
+    """One request as the stand-in received it."""
+
+    method: str
+    path: str
+    host: str | None
+    authorization: str | None
+    tenant: str | None
+
+
+@dataclass
+class StandInEngine:
+    """A stand-in for an LLM serving engine: OpenAI-style streamed completions with an emulated prefix cache.
+
+    ``mode`` is how the cache is keyed: ``shared`` (one cache for everyone,
+    partitioned only by a client-chosen ``cache_salt``, as an engine without
+    tenant isolation), ``per_tenant`` (keyed by the caller's API key and
+    tenant header; a client salt is ignored), ``none`` (never caches), or
+    ``redirect`` (answers every request with a redirect to ``redirect_to``).
+    ``die_after`` makes it go away abruptly on that request, like a killed
+    server: the request in flight is dropped and the port closes.
+    """
+
+    mode: str
+    die_after: int | None = None
+    redirect_to: str | None = None
+    seen: list[Seen] = field(default_factory=list)
+    _cache: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _dead: threading.Event = field(default_factory=threading.Event)
+    _kill_lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> StandInEngine:
+        engine = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                engine.handle(self)
+
+            do_GET = do_PUT = do_DELETE = do_HEAD = do_CONNECT = do_POST
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.server_address[1]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def kill(self) -> None:
+        """Stop answering and close the port; requests in flight get no response."""
+        with self._kill_lock:
+            if self._dead.is_set() or self._server is None:
+                return
+            self._dead.set()
+            self._server.shutdown()
+            self._server.server_close()
+
+    def handle(self, req: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.seen.append(
+                Seen(
+                    req.command,
+                    req.path,
+                    req.headers.get("Host"),
+                    req.headers.get("Authorization"),
+                    req.headers.get("x-pccguard-tenant"),
+                )
+            )
+            count = len(self.seen)
+        dying = self.die_after is not None and count >= self.die_after
+        if dying and count == self.die_after:
+            threading.Thread(target=self.kill, daemon=True).start()
+        if dying or self._dead.is_set():
+            req.close_connection = True
+            return  # no status line at all: the client sees the connection drop
+        if self.mode == "redirect":
+            req.send_response(307)
+            req.send_header("Location", f"{self.redirect_to}{req.path}")
+            req.send_header("Content-Length", "0")
+            req.end_headers()
+            return
+        if req.command != "POST" or req.path != "/v1/completions":
+            req.send_error(404)
+            return
+        body = json.loads(req.rfile.read(int(req.headers.get("Content-Length", "0"))))
+        words = str(body["prompt"]).split()
+        cached = self._lookup_and_insert(req, body, words)
+        time.sleep(SECONDS_PER_UNCACHED_WORD * (len(words) - cached))  # the "prefill"
+        req.send_response(200)
+        req.send_header("Content-Type", "text/event-stream")
+        req.end_headers()
+        usage = {
+            "prompt_tokens": len(words),
+            "completion_tokens": 1,
+            "total_tokens": len(words) + 1,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        }
+        for chunk in ({"choices": [{"index": 0, "text": "x"}]}, {"choices": [], "usage": usage}):
+            req.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        req.wfile.write(b"data: [DONE]\n\n")
+
+    def _lookup_and_insert(self, req: BaseHTTPRequestHandler, body: dict[str, Any], words: list[str]) -> int:
+        """Cached words: the longest run of whole blocks seen before under the same cache key."""
+        if self.mode == "none":
+            return 0
+        if self.mode == "shared":
+            namespace = str(body.get("cache_salt") or "")
+        else:
+            namespace = f"{req.headers.get('Authorization')}|{req.headers.get('x-pccguard-tenant')}"
+        keys = [
+            hashlib.sha256(f"{namespace}\0{' '.join(words[:end])}".encode()).hexdigest()
+            for end in range(CACHE_BLOCK_WORDS, len(words) + 1, CACHE_BLOCK_WORDS)
+        ]
+        with self._lock:
+            hits = 0
+            for key in keys:
+                if key not in self._cache:
+                    break
+                hits += 1
+            self._cache.update(keys)
+        return min(hits * CACHE_BLOCK_WORDS, len(words) - 1)  # the last word is always computed
+
+
+@pytest.fixture
+def engine_factory() -> Iterator[Any]:
+    started: list[StandInEngine] = []
+
+    def make(mode: str, **kwargs: Any) -> StandInEngine:
+        engine = StandInEngine(mode, **kwargs).start()
+        started.append(engine)
+        return engine
+
+    yield make
+    for engine in started:
+        engine.kill()
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    for var in (*PROXY_VARS, "no_proxy", "NO_PROXY", "PCCGUARD_DEBUG"):
+        env.pop(var, None)
+    return {**env, **(extra or {})}
+
+
+def _probe_argv(base: str, out: Path, *extra: str, trials: int = 12) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pccguard.cli",
+        "probe",
+        base,
+        "--model",
+        "stand-in",
+        "--trials",
+        str(trials),
+        "--prompt-words",
+        str(PROMPT_WORDS),
+        "--timeout",
+        "5",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def probe(
+    base: str, out: Path, *extra: str, trials: int = 12, env: dict[str, str] | None = None
+) -> tuple[CliResult, dict[str, Any]]:
+    """Run ``pccguard probe`` in its own process; return its result and the JSON report it wrote."""
+    proc = subprocess.run(
+        _probe_argv(base, out, *extra, trials=trials),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(env),
+        cwd=REPO,
+    )
+    result = CliResult(proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    report = json.loads((out / "probe.json").read_text(encoding="utf-8"))
+    return result, report
+
+
+def section(report: dict[str, Any], name: str) -> dict[str, Any]:
+    result: dict[str, Any] = next(s["result"] for s in report["sections"] if s["name"] == name)
+    return result
+
+
+def assert_only_base_url(engine: StandInEngine, report: dict[str, Any] | None = None) -> None:
+    """Every request went to the given host and the completions path under the given base path."""
+    assert engine.seen
+    assert {(s.method, s.path, s.host) for s in engine.seen} == {
+        ("POST", "/v1/completions", f"127.0.0.1:{engine.port}")
+    }
+    if report is not None and report["complete"]:
+        assert len(engine.seen) == report["requests"] <= 4 + 12 * report["config"]["trials"]
+
+
+def assert_secrets_absent(secrets: list[str], result: CliResult, out: Path) -> None:
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"probe.json", "probe.html"} <= set(files)
+    for secret in secrets:
+        assert secret not in result.stdout and secret not in result.stderr
+        for name, data in files.items():
+            assert secret.encode() not in data, f"{name} contains an API key"
+
+
+# --------------------------------------------------------------------------- audits
+
+
+def test_shared_cache_is_detected(engine_factory: Any, tmp_path: Path) -> None:
+    engine = engine_factory("shared")
+    decoy = engine_factory("shared")  # http_proxy points here: a probe that used it would show up
+    keys = ["sk-victim-literal-5f2c", "sk-attacker-literal-9a71"]
+    result, report = probe(
+        engine.base,
+        tmp_path / "report",
+        *("--victim-key", keys[0], "--attacker-key", keys[1]),
+        *("--victim-tenant", "alice", "--attacker-tenant", "mallory"),
+        env={var: f"http://127.0.0.1:{decoy.port}" for var in PROXY_VARS},
+    )
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert report["complete"] and report["error"] is None
+    assert report["verdict"].startswith("FAIL")
+    control, cross = section(report, "positive_control"), section(report, "cross_tenant")
+    assert control["sharing_detected"] is True
+    assert cross["sharing_detected"] is True
+    assert cross["ks_p_value"] < 0.01
+    assert cross["cached_tokens_max"] > 0
+    assert_only_base_url(engine, report)
+    assert decoy.seen == []
+    assert {s.tenant for s in engine.seen} == {"alice", "mallory"}
+    assert {s.authorization for s in engine.seen} == {f"Bearer {k}" for k in keys}
+    assert report["config"]["identities"]["victim"] == {
+        "api_key": True,
+        "tenant_header": "x-pccguard-tenant",
+        "tenant": "alice",
+    }
+    assert_secrets_absent(keys, result, tmp_path / "report")
+    assert "<svg" in (tmp_path / "report" / "probe.html").read_text(encoding="utf-8")
+
+
+def test_per_tenant_cache_passes_and_keys_come_from_the_environment(
+    engine_factory: Any, tmp_path: Path
+) -> None:
+    engine = engine_factory("per_tenant")
+    keys = {"VICTIM_KEY_FOR_TEST": "sk-victim-env-c0ffee", "ATTACKER_KEY_FOR_TEST": "sk-attacker-env-beef"}
+    for attempt in range(3):  # chance alone excludes 0.5 from a 95% interval a few times in a hundred
+        out = tmp_path / f"report{attempt}"
+        result, report = probe(
+            engine.base,
+            out,
+            *("--victim-key-env", "VICTIM_KEY_FOR_TEST", "--attacker-key-env", "ATTACKER_KEY_FOR_TEST"),
+            *("--alpha", "0.001"),
+            env=keys,
+        )
+        assert report["complete"], result.stderr
+        control, cross, salt = (section(report, n) for n in ("positive_control", "cross_tenant", "salt_copy"))
+        # What the server says about its cache holds on every attempt, not only the lucky one.
+        assert control["sharing_detected"] is True and control["cached_tokens_max"] > 0
+        assert cross["cached_tokens_max"] == 0 and salt["cached_tokens_max"] == 0
+        assert_only_base_url(engine, None)
+        assert_secrets_absent(list(keys.values()), result, out)
+        lo, hi = cross["classifier_ci95"]
+        if result.returncode == 0 and lo <= 0.5 <= hi:
+            break
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert report["verdict"].startswith("PASS")
+    assert lo <= 0.5 <= hi
+    assert {s.authorization for s in engine.seen} == {f"Bearer {v}" for v in keys.values()}
+    assert {s.tenant for s in engine.seen} == {None}
+
+
+def test_a_server_that_never_caches_is_inconclusive(engine_factory: Any, tmp_path: Path) -> None:
+    engine = engine_factory("none")
+    for attempt in range(3):  # the positive control can pass by chance on pure noise: rarely
+        result, report = probe(
+            engine.base,
+            tmp_path / f"report{attempt}",
+            *("--victim-tenant", "alice", "--attacker-tenant", "mallory", "--alpha", "0.001"),
+        )
+        assert report["complete"]
+        assert section(report, "positive_control")["cached_tokens_max"] == 0
+        if result.returncode == 2:
+            break
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert report["verdict"].startswith("inconclusive")
+    assert section(report, "positive_control")["sharing_detected"] is False
+    assert_only_base_url(engine, report)
+
+
+def test_server_killed_mid_probe_gives_an_incomplete_report(engine_factory: Any, tmp_path: Path) -> None:
+    engine = engine_factory("shared", die_after=40)
+    started = time.monotonic()
+    result, report = probe(
+        engine.base, tmp_path / "report", "--victim-tenant", "alice", "--attacker-tenant", "mallory"
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert report["complete"] is False
+    assert report["error"] and report["verdict"].startswith("incomplete")
+    assert report["requests"] == 40
+    assert "probe incomplete" in result.stderr
+    assert "INCOMPLETE" in (tmp_path / "report" / "probe.html").read_text(encoding="utf-8")
+    assert not [p for p in (tmp_path / "report").iterdir() if p.name.endswith(".tmp")]
+    assert_only_base_url(engine, report)
+    assert time.monotonic() - started < 30
+
+
+def test_ctrl_c_writes_an_incomplete_report(engine_factory: Any, tmp_path: Path) -> None:
+    engine = engine_factory("shared")
+    out = tmp_path / "report"
+    proc = subprocess.Popen(
+        _probe_argv(engine.base, out, "--victim-tenant", "alice", "--attacker-tenant", "mallory", trials=200),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(engine.seen) < 30 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, (stdout, stderr)
+    assert "Traceback" not in stderr
+    report = json.loads((out / "probe.json").read_text(encoding="utf-8"))
+    assert report["complete"] is False and "interrupted" in report["error"]
+    assert 30 <= report["requests"] < 4 + 12 * 200
+    assert "probe incomplete" in stderr
+
+
+def test_redirects_and_proxies_are_not_followed(engine_factory: Any, tmp_path: Path) -> None:
+    decoy = engine_factory("shared")
+    engine = engine_factory("redirect", redirect_to=f"http://127.0.0.1:{decoy.port}")
+    result, report = probe(
+        engine.base,
+        tmp_path / "report",
+        *("--victim-tenant", "alice", "--attacker-tenant", "mallory"),
+        env={var: f"http://127.0.0.1:{decoy.port}" for var in PROXY_VARS},
+    )
+    assert result.returncode == 2
+    assert report["complete"] is False and "307" in report["error"]
+    assert len(engine.seen) == 1 and decoy.seen == []
+    assert_only_base_url(engine, report)
+
+
+# --------------------------------------------------------------------------- argument errors
+
+SECRET = "sk-never-print-3e1d"
+
+TENANTS = ("--victim-tenant", "a", "--attacker-tenant", "b")
+
+#: (id, BASE_URL then arguments, extra environment, words the error must name); one branch of the checks each.
+BAD_ARGUMENTS: list[tuple[str, list[str], dict[str, str], tuple[str, ...]]] = [
+    ("scheme", ["ftp://127.0.0.1:{port}/v1", *TENANTS], {}, ("scheme",)),
+    ("no-host", ["http:///v1", *TENANTS], {}, ("host",)),
+    ("bad-port", ["http://127.0.0.1:99999/v1", *TENANTS], {}, ("URL",)),
+    ("credentials", [f"http://user:{SECRET}@127.0.0.1:{{port}}/v1", *TENANTS], {}, ("credentials",)),
+    ("query", ["{base}?api_key=1", *TENANTS], {}, ("query",)),
+    ("trials-low", ["{base}", *TENANTS, "--trials", "1"], {}, ("--trials",)),
+    ("trials-not-int", ["{base}", *TENANTS, "--trials", "many"], {}, ("--trials",)),
+    ("words", ["{base}", *TENANTS, "--prompt-words", "2"], {}, ("--prompt-words",)),
+    ("timeout-nan", ["{base}", *TENANTS, "--timeout", "nan"], {}, ("--timeout",)),
+    ("timeout-huge", ["{base}", *TENANTS, "--timeout", "1e9"], {}, ("--timeout",)),
+    ("alpha-one", ["{base}", *TENANTS, "--alpha", "1"], {}, ("--alpha",)),
+    ("same-tenant", ["{base}", "--victim-tenant", "a", "--attacker-tenant", "a"], {}, ("same identity",)),
+    ("no-attacker", ["{base}", "--victim-tenant", "a"], {}, ("attacker needs an identity",)),
+    (
+        "same-key-from-env",
+        ["{base}", "--victim-key-env", "K1_FOR_TEST", "--attacker-key-env", "K2_FOR_TEST"],
+        {"K1_FOR_TEST": SECRET, "K2_FOR_TEST": SECRET},
+        ("same identity",),
+    ),
+    ("unset-env", ["{base}", "--victim-key-env", "UNSET_FOR_TEST", *TENANTS[2:]], {}, ("UNSET_FOR_TEST",)),
+    (
+        "key-and-env",
+        ["{base}", "--victim-key", SECRET, "--victim-key-env", "K1_FOR_TEST", *TENANTS[2:]],
+        {"K1_FOR_TEST": "x"},
+        ("not both",),
+    ),
+    (
+        "key-with-newline",
+        ["{base}", "--victim-key-env", "K1_FOR_TEST", *TENANTS[2:]],
+        {"K1_FOR_TEST": SECRET + "\nX-Injected: 1"},
+        ("API key",),
+    ),
+    ("reserved-header", ["{base}", *TENANTS, "--tenant-header", "Host"], {}, ("--tenant-header",)),
+    ("engine-args", ["{base}", *TENANTS, "--", "x"], {}, ("engine arguments",)),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_argument_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Every bad command line, run concurrently (each is its own process) against one live stand-in."""
+    engine = StandInEngine("shared").start()
+    root = tmp_path_factory.mktemp("bad-arguments")
+
+    def one(case: tuple[str, list[str], dict[str, str], tuple[str, ...]]) -> tuple[str, CliResult, Path]:
+        name, args, env, _ = case
+        out = root / name / "report"
+        argv = [a.format(base=engine.base, port=engine.port) for a in args]
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pccguard.cli",
+                "probe",
+                argv[0],
+                "--model",
+                "m",
+                "--out",
+                str(out),
+                *argv[1:],
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(env),
+            cwd=REPO,
+        )
+        return name, CliResult(proc.returncode, proc.stdout, proc.stderr), out
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = {name: (result, out) for name, result, out in pool.map(one, BAD_ARGUMENTS)}
+    yield {"results": results, "engine": engine}
+    engine.kill()
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS, ids=[c[0] for c in BAD_ARGUMENTS])
+def test_bad_arguments_are_one_line_errors_before_anything_happens(
+    case: tuple[str, list[str], dict[str, str], tuple[str, ...]], bad_argument_runs: dict[str, Any]
+) -> None:
+    result, out = bad_argument_runs["results"][case[0]]
+    assert_clean_error(result, *case[3])
+    assert SECRET not in result.stderr and SECRET not in result.stdout
+    assert not out.parent.exists(), "no report directory on an argument error"
+    assert bad_argument_runs["engine"].seen == [], "nothing is sent on an argument error"
+
+
+def test_out_that_is_a_file_is_refused_before_probing(engine_factory: Any, tmp_path: Path) -> None:
+    engine = engine_factory("shared")
+    out = tmp_path / "taken"
+    out.write_text("keep me", encoding="utf-8")
+    proc = subprocess.run(
+        _probe_argv(engine.base, out, "--victim-tenant", "a", "--attacker-tenant", "b"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        cwd=REPO,
+    )
+    assert_clean_error(CliResult(proc.returncode, proc.stdout, proc.stderr), "existing file")
+    assert out.read_text(encoding="utf-8") == "keep me"
+    assert engine.seen == []
+
+
+def test_module_entry_point_is_the_same_command(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pccguard.probe.cli",
+            "ftp://x/v1",
+            "--model",
+            "m",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        cwd=REPO,
+    )
+    assert_clean_error(CliResult(proc.returncode, proc.stdout, proc.stderr), "scheme")
+    assert not (tmp_path / "r").exists()
