@@ -24,7 +24,8 @@ from pccguard.enclave_runtime.attestation import (
 )
 from pccguard.enclave_runtime.backend import EnclaveBackend, SoftwareEnclaveBackend
 from pccguard.enclave_runtime.codec import Message
-from pccguard.enclave_runtime.errors import AcceleratorLost, EnclaveRuntimeError, IntegrityError
+from pccguard.enclave_runtime.connection import EnclaveConnection, expect
+from pccguard.enclave_runtime.errors import EnclaveRuntimeError
 from pccguard.enclave_runtime.model import load_weights, weights_root
 from pccguard.enclave_runtime.plan import PartitionPlan, PlanError, default_plan
 
@@ -41,7 +42,7 @@ class GenerationResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class HybridExecutor:
+class HybridExecutor(EnclaveConnection):
     """Start with :meth:`start`; use as a context manager so the processes always stop."""
 
     def __init__(
@@ -117,8 +118,7 @@ class HybridExecutor:
 
     def attest(self, nonce: str | None = None) -> AttestationReport:
         nonce = nonce or secrets.token_hex(16)
-        self.backend.send(Message("attest", {"nonce": nonce}))
-        reply = self._expect(self.backend.recv(self.timeout_s), "report")
+        reply = self.call(Message("attest", {"nonce": nonce}), "report")
         return AttestationReport.from_json(str(reply.meta["json"]))
 
     def verify(self, model_dir: str | Path, adapter_dir: str | Path | None = None) -> AttestationReport:
@@ -135,8 +135,7 @@ class HybridExecutor:
 
     def precompute(self, tokens: int) -> float:
         """Offline blinding factors for ``tokens`` future tokens; returns seconds spent in the enclave."""
-        self.backend.send(Message("precompute", {"tokens": tokens}))
-        reply = self._expect(self.backend.recv(max(self.timeout_s, 600.0)), "ok")
+        reply = self.call(Message("precompute", {"tokens": tokens}), "ok", max(self.timeout_s, 600.0))
         return float(reply.meta["seconds"])
 
     def generate(
@@ -158,7 +157,7 @@ class HybridExecutor:
         wiped = int(reply.meta.get("wiped_tokens", 0))
         if wiped:
             self.audit.emit(AuditKind.ENCLAVE_STATE_WIPED, mitigation=MITIGATION, count=wiped, unit="tokens")
-        self._expect(reply, "result")
+        expect(reply, "result")
         tokens = [int(t) for t in reply.tensors["tokens"].tolist()]
         if len(tokens) != max_new_tokens:
             raise EnclaveRuntimeError("enclave returned an incomplete result")
@@ -167,40 +166,11 @@ class HybridExecutor:
         )
 
     def stats(self) -> dict[str, Any]:
-        self.backend.send(Message("stats"))
-        return dict(self._expect(self.backend.recv(self.timeout_s), "stats").meta)
+        return dict(self.call(Message("stats"), "stats").meta)
 
     def inspect_state(self) -> dict[str, Any]:
         """Debug-only view of the enclave's per-request state (the software backend's test hook)."""
-        self.backend.send(Message("inspect"))
-        return dict(self._expect(self.backend.recv(self.timeout_s), "state").meta)
+        return dict(self.call(Message("inspect"), "state").meta)
 
     def flush_transcript(self) -> None:
-        self.backend.send(Message("flush"))
-        self._expect(self.backend.recv(self.timeout_s), "ok")
-
-    def pids(self) -> dict[str, int | None]:
-        return self.backend.pids()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.backend.close()
-
-    def __enter__(self) -> HybridExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @staticmethod
-    def _expect(reply: Message, kind: str) -> Message:
-        if reply.kind == kind:
-            return reply
-        code = str(reply.meta.get("code", reply.kind))
-        message = str(reply.meta.get("message", f"unexpected reply {reply.kind!r}"))
-        if code == "accelerator_lost":
-            raise AcceleratorLost(message)
-        if code == "integrity":
-            raise IntegrityError(message)
-        raise EnclaveRuntimeError(f"{code}: {message}")
+        self.call(Message("flush"), "ok")

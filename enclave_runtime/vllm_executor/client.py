@@ -23,10 +23,11 @@ from pccguard.enclave_runtime.attestation import (
 )
 from pccguard.enclave_runtime.backend import SoftwareEnclaveBackend
 from pccguard.enclave_runtime.codec import Message
+from pccguard.enclave_runtime.connection import EnclaveConnection
 from pccguard.enclave_runtime.errors import EnclaveRuntimeError
-from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.model import load_weights, weights_root
 from pccguard.enclave_runtime.plan import PartitionPlan, PlanError, default_plan
+from pccguard.enclave_runtime.vllm_executor.sampling import Admission, StepResult
 from pccguard.enclave_runtime.vllm_executor.server import paged_enclave_main
 
 
@@ -68,7 +69,7 @@ def plan_offloads(plan: PartitionPlan) -> bool:
     )
 
 
-class PagedEnclave:
+class PagedEnclave(EnclaveConnection):
     """One enclave (and its accelerator when the plan offloads), speaking the paged protocol."""
 
     def __init__(
@@ -117,55 +118,59 @@ class PagedEnclave:
         self.ready = dict(ready.meta)
         self.closed = False
 
-    def _call(self, msg: Message, kind: str) -> Message:
-        if self.closed:
-            raise EnclaveRuntimeError("enclave is closed")
-        self.backend.send(msg)
-        return HybridExecutor._expect(self.backend.recv(self.timeout_s), kind)
-
     def verify(self) -> AttestationReport:
         """The model owner's check (fresh nonce, signature, measurement computed here)."""
         weights = load_weights(self.model_dir, self.adapter_dir)
         expected = expected_measurement(self.plan.digest(), weights_root(weights.digests()), self.policy)
         nonce = secrets.token_hex(16)
-        reply = self._call(Message("attest", {"nonce": nonce}), "report")
+        reply = self.call(Message("attest", {"nonce": nonce}), "report")
         report = AttestationReport.from_json(str(reply.meta["json"]))
         verify_report(report, expected_measurement=expected, nonce=nonce)
         return report
 
     def init_kv(self, num_blocks: int, block_size: int) -> int:
         """Allocate the paged KV cache inside the enclave; returns its size in bytes."""
-        reply = self._call(Message("kv_init", {"num_blocks": num_blocks, "block_size": block_size}), "ok")
+        reply = self.call(Message("kv_init", {"num_blocks": num_blocks, "block_size": block_size}), "ok")
         return int(reply.meta["bytes"])
 
-    def step(self, reqs: list[dict[str, Any]], ids: list[int], zero: list[int] | None = None) -> list[int]:
-        """Run one engine step; ``reqs`` items: ``n, start, blocks, sample[, temperature, seed]``."""
-        msg = Message(
-            "step", {"reqs": reqs, "zero": list(zero or [])}, {"ids": torch.tensor(ids, dtype=torch.int64)}
-        )
-        reply = self._call(msg, "sampled")
-        return [int(t) for t in reply.tensors["tokens"].tolist()]
+    def step(
+        self,
+        reqs: list[dict[str, Any]],
+        ids: list[int],
+        zero: list[int] | None = None,
+        *,
+        admit: list[Admission] | None = None,
+        finished: list[str] | None = None,
+    ) -> StepResult:
+        """Run one engine step: the sampled tokens, as a list that also carries any logprob rows.
+
+        ``reqs`` items: ``n, start, blocks, sample`` and, for a sampling request,
+        its ``key`` (admitted now or in an earlier step through ``admit``) or an
+        inline ``temperature`` / ``seed``. ``finished`` names the keys whose
+        sampler state the enclave must wipe.
+        """
+        meta: dict[str, Any] = {"reqs": reqs, "zero": list(zero or [])}
+        tensors = {"ids": torch.tensor(ids, dtype=torch.int64)}
+        if admit:
+            meta["admit"] = []
+            for j, admission in enumerate(admit):
+                a_meta, a_tensors = admission.to_wire()
+                meta["admit"].append(a_meta)
+                tensors |= {f"a{j}.{name}": t for name, t in a_tensors.items()}
+        if finished:
+            meta["finished"] = list(finished)
+        reply = self.call(Message("step", meta, tensors), "sampled")
+        try:
+            return StepResult.from_reply(reply.meta, reply.tensors)
+        except (KeyError, ValueError) as exc:
+            raise EnclaveRuntimeError(f"malformed step reply: {exc}") from exc
 
     def zero_blocks(self, ids: list[int]) -> int:
-        return int(self._call(Message("zero_blocks", {"ids": list(ids)}), "ok").meta["zeroed"])
+        return int(self.call(Message("zero_blocks", {"ids": list(ids)}), "ok").meta["zeroed"])
 
     def kv_stats(self) -> dict[str, Any]:
-        return dict(self._call(Message("kv_stats"), "stats").meta)
+        return dict(self.call(Message("kv_stats"), "stats").meta)
 
     def block_nonzero(self, block: int) -> bool:
         """Debug-only: does this block hold anything (the residue tests' probe)?"""
-        return bool(self._call(Message("kv_block_nonzero", {"block": block}), "ok").meta["nonzero"])
-
-    def pids(self) -> dict[str, int | None]:
-        return self.backend.pids()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.backend.close()
-
-    def __enter__(self) -> PagedEnclave:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return bool(self.call(Message("kv_block_nonzero", {"block": block}), "ok").meta["nonzero"])

@@ -8,6 +8,13 @@ of the positions scheduled in this step, their start positions and block
 tables, the blocks to zero first. Keys and values exist only in the enclave
 process, indexed by vLLM's own block ids.
 
+The logits never leave the enclave either: it samples with vLLM's semantics
+(:mod:`.sampling`) from each request's parameters, sent with its first sample,
+and returns the tokens and, when asked, their logprobs, which the executor
+hands back as vLLM's ``LogprobsLists``. What the enclave cannot honour
+(structured outputs, prompt logprobs, custom logits processors) is refused at
+admission by ``pccguard.adapters.vllm.runtime.enclave_requests``.
+
 The pccguard plugin selects it when a rule requires ``hybrid_executor``
 (private model parts on an untrusted accelerator); it can also be named by
 hand with ``--distributed-executor-backend
@@ -20,17 +27,23 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
-from vllm.v1.executor.abstract import Executor
 from vllm.v1.kv_cache_interface import FullAttentionSpec
-from vllm.v1.outputs import ModelRunnerOutput
+from vllm.v1.outputs import LogprobsLists, ModelRunnerOutput
 
 from pccguard.enclave_runtime.model import LlamaSpec
 from pccguard.enclave_runtime.vllm_executor.client import PagedEnclave
+from pccguard.enclave_runtime.vllm_executor.inprocess import InProcessWorkerExecutor
+from pccguard.enclave_runtime.vllm_executor.sampling import (
+    Admission,
+    RequestSampling,
+    StepResult,
+    unsupported,
+)
 from pccguard.enclave_runtime.vllm_executor.settings import settings_for
 
 #: Under vLLM's logger, so the enclave's start-up lines appear in the serve log.
@@ -56,19 +69,17 @@ NO_OPS = frozenset(
 )
 
 
-def _step_seed(view: RequestView) -> int | None:
-    """A per-position seed: a seeded request stays reproducible without repeating one draw."""
-    return None if view.seed is None else int(view.seed) * 1_000_003 + len(view.tokens)
-
-
 @dataclass
 class RequestView:
     """What the host knows of a request anyway: its tokens, its blocks, how to sample it."""
 
     tokens: list[int]
     blocks: list[int]
-    temperature: float = 0.0
-    seed: int | None = None
+    #: ``tokens[:prompt_len]`` is the prompt, the rest what the enclave sampled (penalties tell them apart).
+    prompt_len: int = 0
+    sampling: RequestSampling = field(default_factory=RequestSampling)
+    #: Whether the enclave holds this request's sampler state (sent with its first sample, wiped at finish).
+    admitted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -158,16 +169,33 @@ class EnclaveWorker:
         return self.zeroed_blocks
 
     # ------------------------------------------------------------------ one step
-    def _admit(self, so: Any) -> None:
+    def _admit(self, so: Any) -> list[str]:
+        """Track this step's requests; return the finished ones whose sampler state the enclave must wipe."""
+        finished: list[str] = []
         for req_id in so.finished_req_ids:
-            self.requests.pop(req_id, None)
+            gone = self.requests.pop(req_id, None)
+            if gone is not None and gone.admitted:
+                finished.append(req_id)
+        model_config = self.vllm_config.model_config
+        mode = str(getattr(model_config, "logprobs_mode", "raw_logprobs"))
         for new in so.scheduled_new_reqs:
             params = new.sampling_params
+            refused = unsupported(params) + (
+                [("logits_processors", "custom logits processors do not run in the enclave")]
+                if getattr(model_config, "logits_processors", None)
+                else []
+            )
+            for name, reason in refused:
+                # Unreachable with pccguard's vLLM plugin: its admission checks refuse these requests first.
+                log.error("request %s: %s is not applied: %s", new.req_id, name, reason)
+            prompt = list(new.prompt_token_ids or [])
             self.requests[new.req_id] = RequestView(
-                tokens=list(new.prompt_token_ids or []),
+                tokens=prompt,
                 blocks=list(new.block_ids[0]),
-                temperature=float(getattr(params, "temperature", 0.0) or 0.0),
-                seed=getattr(params, "seed", None),
+                prompt_len=len(prompt),
+                sampling=RequestSampling.from_params(params, vocab=self.spec.vocab, logprobs_mode=mode)
+                if params is not None
+                else RequestSampling(),
             )
         cached = so.scheduled_cached_reqs
         for i, req_id in enumerate(cached.req_ids):
@@ -180,9 +208,10 @@ class EnclaveWorker:
                     view.tokens = list(resumed_tokens)
             elif blocks:
                 view.blocks += list(blocks[0])
+        return finished
 
     def execute_model(self, so: Any) -> ModelRunnerOutput:
-        self._admit(so)
+        finished = self._admit(so)
         zero = list(so.new_block_ids_to_zero or [])
         self.zeroed_blocks += len(set(zero))
         computed = {r.req_id: r.num_computed_tokens for r in so.scheduled_new_reqs}
@@ -191,92 +220,101 @@ class EnclaveWorker:
         req_ids = list(so.num_scheduled_tokens)
         reqs: list[dict[str, Any]] = []
         ids: list[int] = []
+        admit: list[Admission] = []
         for req_id in req_ids:
             view = self.requests[req_id]
             start, count = int(computed[req_id]), int(so.num_scheduled_tokens[req_id])
             if start + count > len(view.tokens):
                 raise RuntimeError(f"request {req_id}: scheduled past its known tokens")
             sample = start + count >= len(view.tokens)
-            reqs.append(
-                {"n": count, "start": start, "blocks": view.blocks, "sample": sample}
-                | (
-                    {"temperature": view.temperature, "seed": _step_seed(view)}
-                    if sample and view.temperature
-                    else {}
-                )
-            )
+            item: dict[str, Any] = {"n": count, "start": start, "blocks": view.blocks, "sample": sample}
+            if sample:
+                item["key"] = req_id
+                if not view.admitted:
+                    prompt = view.tokens[: view.prompt_len] if view.sampling.needs_prompt else []
+                    admit.append(Admission(req_id, view.sampling, prompt, view.tokens[view.prompt_len :]))
+                    view.admitted = True
+            reqs.append(item)
             ids += view.tokens[start : start + count]
-        sampled_flat = self.enclave.step(reqs, ids, zero) if (reqs or zero) else []
+        result = (
+            self.enclave.step(reqs, ids, zero, admit=admit, finished=finished)
+            if (reqs or zero or finished)
+            else StepResult()
+        )
+        if len(result) != sum(1 for r in reqs if r["sample"]):
+            raise RuntimeError("the enclave returned the wrong number of tokens")
         sampled: list[list[int]] = []
-        it = iter(sampled_flat)
-        for req_id, r in zip(req_ids, reqs, strict=True):
+        lp_row_of = {s: j for j, s in enumerate(result.logprob_rows)}
+        lp_req_rows: dict[int, int] = {}
+        n_sampled = 0
+        for i, (req_id, r) in enumerate(zip(req_ids, reqs, strict=True)):
             if r["sample"]:
-                token = next(it)
+                token = result[n_sampled]
                 self.requests[req_id].tokens.append(token)
                 sampled.append([token])
+                if n_sampled in lp_row_of:
+                    lp_req_rows[i] = lp_row_of[n_sampled]
+                n_sampled += 1
             else:
                 sampled.append([])
         return ModelRunnerOutput(
-            req_ids=req_ids, req_id_to_index={r: i for i, r in enumerate(req_ids)}, sampled_token_ids=sampled
+            req_ids=req_ids,
+            req_id_to_index={r: i for i, r in enumerate(req_ids)},
+            sampled_token_ids=sampled,
+            logprobs=_logprobs_lists(result, lp_req_rows, len(req_ids)),
         )
 
     def close(self) -> None:
         self.enclave.close()
 
 
-def _done(value: Any) -> Future[Any]:
-    future: Future[Any] = Future()
-    future.set_result(value)
-    return future
+def _logprobs_lists(result: StepResult, rows: dict[int, int], num_reqs: int) -> LogprobsLists | None:
+    """vLLM's per-step logprobs: one row per scheduled request, ``[sampled, top-N...]`` ids and values, ranks.
+
+    Rows of requests that did not ask stay zero; vLLM reads only each asking
+    request's own ``num_logprobs + 1`` entries (the GPU runner's rows are as
+    wide as the batch's largest request too).
+    """
+    if (
+        not rows
+        or result.logprob_ids is None
+        or result.logprob_values is None
+        or result.logprob_ranks is None
+    ):
+        return None
+    width = int(result.logprob_ids.shape[1])
+    token_ids = np.zeros((num_reqs, width), dtype=np.int32)
+    logprobs = np.zeros((num_reqs, width), dtype=np.float32)
+    ranks = np.zeros(num_reqs, dtype=np.int64)
+    for req_index, row in rows.items():
+        token_ids[req_index] = result.logprob_ids[row].numpy()
+        logprobs[req_index] = result.logprob_values[row].numpy()
+        ranks[req_index] = int(result.logprob_ranks[row])
+    return LogprobsLists(token_ids, logprobs, ranks)
 
 
-class EnclaveExecutor(Executor):
+class EnclaveExecutor(InProcessWorkerExecutor):
     """One in-process worker; the model runs in the enclave process it starts."""
 
-    uses_ray = False
-    supports_pp = False
+    no_ops = NO_OPS
 
-    def _init_executor(self) -> None:
-        self.worker = EnclaveWorker(self.vllm_config)
-
-    def collective_rpc(  # type: ignore[override]
-        self,
-        method: Any,
-        timeout: float | None = None,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        non_block: bool = False,
-        **_: Any,
-    ) -> Any:
-        if callable(method):
-            result = method(self.worker, *args, **(kwargs or {}))
-        elif hasattr(self.worker, method):
-            result = getattr(self.worker, method)(*args, **(kwargs or {}))
-        elif method in NO_OPS:
-            result = None
-        else:
-            raise NotImplementedError(f"the enclave executor does not implement {method!r}")
-        return _done([result]) if non_block else [result]
-
-    def execute_model(self, scheduler_output: Any, non_block: bool = False) -> Any:  # type: ignore[override]
-        out = self.worker.execute_model(scheduler_output)
-        return _done(out) if non_block else out
+    def make_worker(self) -> EnclaveWorker:
+        return EnclaveWorker(self.vllm_config)
 
     def sample_tokens(self, grammar_output: Any, non_block: bool = False) -> Any:  # type: ignore[override]
-        return _done(None) if non_block else None
+        """Nothing to do: :meth:`execute_model` already sampled in the enclave and returned the tokens.
 
-    def take_draft_token_ids(self) -> Any:
-        return None
+        vLLM calls this only when ``execute_model`` returns None (it never does
+        here) or in its batch-queue mode (off: this executor does not support
+        async scheduling). A grammar bitmask cannot be applied after the fact;
+        structured-output requests are refused at admission
+        (``pccguard.adapters.vllm.runtime.enclave_requests``).
+        """
+        if grammar_output is not None:
+            log.error("a grammar bitmask reached the enclave executor; it cannot apply one")
+        return super().sample_tokens(grammar_output, non_block)
 
     def check_health(self) -> None:
         if self.worker.enclave.closed:
             raise RuntimeError("the enclave is closed")
         self.worker.enclave.kv_stats()  # a round trip: raises EnclaveLost when the enclave is gone
-
-    def compile_or_warm_up_model(self) -> None:  # type: ignore[override]
-        return None
-
-    def shutdown(self) -> None:
-        worker = getattr(self, "worker", None)
-        if worker is not None:
-            worker.close()

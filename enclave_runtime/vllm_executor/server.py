@@ -6,10 +6,14 @@ three messages:
 
 - ``kv_init {num_blocks, block_size}``: allocate the paged KV cache here, so
   keys and values never exist in the host process;
-- ``step {reqs: [{start, blocks, sample, temperature, seed}], zero}`` + ``ids``:
-  zero the listed blocks first (the engine's ``new_block_ids_to_zero``), run
-  the chunks, return one sampled token per ``sample`` request; the logits are
-  zeroed before the reply leaves;
+- ``step {reqs: [{n, start, blocks, sample, key}], zero, admit, finished}`` + ``ids``:
+  wipe the sampler state of the ``finished`` requests, zero the listed blocks
+  (the engine's ``new_block_ids_to_zero``), take the sampling parameters of the
+  newly ``admit``-ted requests, run the chunks, and return one sampled token per
+  ``sample`` request (plus the logprob rows of the requests that asked, see
+  :mod:`.sampling`); the logits are zeroed before the reply leaves. A ``sample``
+  item without ``key`` carries ``temperature`` / ``seed`` itself and leaves no
+  state;
 - ``zero_blocks {ids}``: scrub blocks on demand (pccguard's ``scrub_freed_kv``).
 """
 
@@ -26,25 +30,21 @@ from pccguard.enclave_runtime.codec import Message
 from pccguard.enclave_runtime.enclave import EnclaveServer, enclave_main
 from pccguard.enclave_runtime.errors import AcceleratorLost, IntegrityError
 from pccguard.enclave_runtime.vllm_executor.paged import Chunk, PagedDecoder, PagedKV
+from pccguard.enclave_runtime.vllm_executor.sampling import (
+    Admission,
+    SamplerRegistry,
+    admission_tensors,
+    sample_step,
+)
 
 MAX_BLOCKS = 1 << 22
 
 
-def sample(logits: torch.Tensor, temperature: float, seed: int | None) -> int:
-    """Greedy at temperature 0 (the engine's default for reproducible checks), else softmax sampling."""
-    if temperature <= 0.0:
-        return int(torch.argmax(logits))
-    gen = torch.Generator()
-    if seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(seed)
-    probs = torch.softmax(logits.double() / temperature, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=gen))
-
-
 class PagedEnclaveServer(EnclaveServer):
     """:class:`EnclaveServer` plus the paged KV cache and the batched step."""
+
+    #: Per-request sampler states, created with the first step (see :mod:`.sampling`).
+    sampling: SamplerRegistry | None = None
 
     def __init__(self, host: Channel, accel: Channel | None, options: dict[str, Any]) -> None:
         super().__init__(host, accel, options)
@@ -62,12 +62,26 @@ class PagedEnclaveServer(EnclaveServer):
         return Message("ok", {"bytes": self.kv.nbytes()})
 
     def step(self, msg: Message) -> Message:
+        if self.sampling is None:
+            self.sampling = SamplerRegistry(self.spec.vocab, debug=self.debug)
+        registry = self.sampling
+        # Finished requests are wiped first, whatever else this step does or fails to do.
+        registry.finish(list(msg.meta.get("finished") or []))
         if self.broken:
             return Message("error", {"code": "accelerator_lost", "message": self.broken})
         if self.kv is None:
             return Message("error", {"code": "bad_request", "message": "KV cache not initialized"})
         zeroed = self.kv.zero(list(msg.meta.get("zero") or []))
         reqs = list(msg.meta.get("reqs") or [])
+        try:
+            registry.admit(
+                [
+                    Admission.from_wire(a, admission_tensors(msg.tensors, j), registry.vocab)
+                    for j, a in enumerate(msg.meta.get("admit") or [])
+                ]
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            return Message("error", {"code": "bad_request", "message": f"sampling parameters: {exc}"})
         ids = [int(t) for t in msg.tensors["ids"].reshape(-1).tolist()] if reqs else []
         chunks: list[Chunk] = []
         row = 0
@@ -79,14 +93,15 @@ class PagedEnclaveServer(EnclaveServer):
             return Message("error", {"code": "bad_request", "message": "token count mismatch"})
         started = time.perf_counter()
         tokens: list[int] = []
+        lp: dict[str, torch.Tensor] = {}
+        lp_rows: list[int] = []
         logits = None
         try:
             if chunks:
-                want = [bool(r.get("sample")) for r in reqs]
-                logits = self.paged.forward_paged(chunks, self.kv, want)
                 sampling = [r for r in reqs if r.get("sample")]
-                for row, r in zip(logits, sampling, strict=True):
-                    tokens.append(sample(row, float(r.get("temperature", 0.0)), r.get("seed")))
+                entries = [registry.entry(r) for r in sampling]
+                logits = self.paged.forward_paged(chunks, self.kv, [bool(r.get("sample")) for r in reqs])
+                tokens, lp, lp_rows = sample_step(logits, entries, registry.entropy)
         except AcceleratorLost as exc:
             self.broken = exc.one_line()
             return Message("error", {"code": "accelerator_lost", "message": exc.one_line()})
@@ -99,8 +114,8 @@ class PagedEnclaveServer(EnclaveServer):
             if logits is not None:
                 logits.zero_()
         self.steps += 1
-        meta = {"seconds": time.perf_counter() - started, "zeroed": zeroed}
-        return Message("sampled", meta, {"tokens": torch.tensor(tokens, dtype=torch.int64)})
+        meta = {"seconds": time.perf_counter() - started, "zeroed": zeroed, "lp_rows": lp_rows}
+        return Message("sampled", meta, {"tokens": torch.tensor(tokens, dtype=torch.int64)} | lp)
 
     def handle(self, msg: Message) -> Message | None:
         if msg.kind == "step":
@@ -119,15 +134,20 @@ class PagedEnclaveServer(EnclaveServer):
                     "steps": self.steps,
                     "zeroed_blocks": kv.zeroed_blocks if kv else 0,
                     "num_blocks": kv.num_blocks if kv else 0,
+                    "sampling_states": len(self.sampling) if self.sampling is not None else 0,
                 },
             )
         if msg.kind == "kv_block_nonzero" and self.debug and self.kv is not None:
             block = int(msg.meta["block"])
             nonzero = bool(self.kv.k[:, block].any() or self.kv.v[:, block].any())
             return Message("ok", {"nonzero": nonzero})
+        if msg.kind == "sampling_inspect" and self.debug:
+            return Message("state", self.sampling.inspect() if self.sampling is not None else {"states": 0})
         return super().handle(msg)
 
     def close(self) -> None:
+        if self.sampling is not None:
+            self.sampling.wipe_all()
         if self.kv is not None:
             self.kv.k.zero_()
             self.kv.v.zero_()

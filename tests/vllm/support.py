@@ -14,18 +14,17 @@ code, configured through ``EngineArgs.create_engine_config`` like ``vllm serve``
 from __future__ import annotations
 
 import dataclasses
-from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any
 
 import torch
 from vllm.v1.engine.core import EngineCore
-from vllm.v1.executor.abstract import Executor
 from vllm.v1.kv_cache_interface import FullAttentionSpec
 from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.worker.cpu_model_runner import CPUModelRunner
 
 from pccguard.adapters.vllm.runtime.worker import PccguardWorkerExtension
+from pccguard.enclave_runtime.vllm_executor.inprocess import InProcessWorkerExecutor
 from tests.cpu_vllm import core_request, start_engine
 
 NUM_LAYERS = 2
@@ -134,52 +133,11 @@ class CpuTestWorker(PccguardWorkerExtension):
         return values
 
 
-class CpuTestExecutor(Executor):
-    uses_ray = False
-    supports_pp = False
+class CpuTestExecutor(InProcessWorkerExecutor):
+    """The executor around :class:`CpuTestWorker` (pccguard's in-process executor base, as the enclave uses)."""
 
-    def _init_executor(self) -> None:
-        self.worker = CpuTestWorker()
-
-    def collective_rpc(  # type: ignore[override]
-        self,
-        method: Any,
-        timeout: float | None = None,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        non_block: bool = False,
-        **_: Any,
-    ) -> Any:
-        fn = method if callable(method) else getattr(self.worker, method)
-        result = fn(self.worker, *args, **(kwargs or {})) if callable(method) else fn(*args, **(kwargs or {}))
-        if non_block:
-            future: Future[Any] = Future()
-            future.set_result([result])
-            return future
-        return [result]
-
-    def execute_model(self, scheduler_output: Any, non_block: bool = False) -> Any:  # type: ignore[override]
-        out = self.worker.execute_model(scheduler_output)
-        if non_block:
-            future: Future[Any] = Future()
-            future.set_result(out)
-            return future
-        return out
-
-    def sample_tokens(self, grammar_output: Any, non_block: bool = False) -> Any:  # type: ignore[override]
-        return None
-
-    def take_draft_token_ids(self) -> Any:
-        return None
-
-    def check_health(self) -> None:
-        return None
-
-    def compile_or_warm_up_model(self) -> None:  # type: ignore[override]
-        return None
-
-    def shutdown(self) -> None:
-        return None
+    def make_worker(self) -> CpuTestWorker:
+        return CpuTestWorker()
 
 
 def make_engine(model: Any, **overrides: Any) -> EngineCore:

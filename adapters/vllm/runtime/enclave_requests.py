@@ -33,20 +33,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from typing import Any
 
-logger = logging.getLogger("pccguard.vllm")
-_lock = threading.Lock()
-_installed: set[str] = set()
+from pccguard.adapters.vllm.runtime.hooks import install_once
 
-
-def _once(name: str) -> bool:
-    with _lock:
-        if name in _installed:
-            return False
-        _installed.add(name)
-        return True
+logger = logging.getLogger("vllm.pccguard")
 
 
 def refusal(params: Any, vllm_config: Any, *, watermarking: bool | None = None) -> tuple[str, str] | None:
@@ -101,11 +92,14 @@ def uses_enclave_executor(vllm_config: Any) -> bool:
             backend = resolve_obj_by_qualname(backend)
         except Exception:
             return False
-    if not isinstance(backend, type):
-        return False
-    from pccguard.enclave_runtime.vllm_executor.executor import EnclaveExecutor
+    return isinstance(backend, type) and _is_enclave_executor(backend)
 
-    return issubclass(backend, EnclaveExecutor)
+
+def _is_enclave_executor(cls: type) -> bool:
+    """By name along the MRO, so that checking never imports the executor where it is not in use."""
+    from pccguard.enclave_runtime.vllm_executor import EXECUTOR_QUALNAME
+
+    return any(f"{c.__module__}.{c.__qualname__}" == EXECUTOR_QUALNAME for c in cls.__mro__)
 
 
 def _validation_error(problem: tuple[str, str]) -> Exception:
@@ -117,7 +111,7 @@ def _validation_error(problem: tuple[str, str]) -> Exception:
 
 def install_frontend_check() -> None:
     """Wrap ``InputProcessor._validate_params``: refuse in the frontend, as an HTTP 400."""
-    if not _once("frontend"):
+    if not install_once("enclave_frontend"):
         return
     try:
         from vllm.sampling_params import SamplingParams
@@ -146,18 +140,16 @@ def install_frontend_check() -> None:
 
 def install_engine_core_check() -> None:
     """Wrap ``EngineCore.preprocess_add_request``: refuse in the engine core, finishing only that request."""
-    if not _once("engine_core"):
+    if not install_once("enclave_engine_core"):
         return
     from vllm.v1.engine.core import EngineCore
-
-    from pccguard.enclave_runtime.vllm_executor.executor import EnclaveExecutor
 
     original = EngineCore.preprocess_add_request
 
     @functools.wraps(original)
     def preprocess_add_request(self: Any, request: Any) -> Any:
         params = getattr(request, "sampling_params", None)
-        if params is not None and isinstance(getattr(self, "model_executor", None), EnclaveExecutor):
+        if params is not None and _is_enclave_executor(type(getattr(self, "model_executor", None))):
             problem = refusal(params, self.vllm_config)
             if problem is not None:
                 logger.info("request %s refused: %s", getattr(request, "request_id", "?"), problem[1])

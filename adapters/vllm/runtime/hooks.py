@@ -36,7 +36,8 @@ _lock = threading.Lock()
 _installed: set[str] = set()
 
 
-def _once(name: str) -> bool:
+def install_once(name: str) -> bool:
+    """True the first time a hook called ``name`` is installed in this process (hooks are idempotent)."""
     with _lock:
         if name in _installed:
             return False
@@ -90,7 +91,7 @@ def enforce_on_config(vllm_config: Any, engine_args: Any | None = None) -> Any:
 
 
 def install_config_hook() -> None:
-    if not _once("create_engine_config"):
+    if not install_once("create_engine_config"):
         return
     from vllm.engine.arg_utils import EngineArgs
 
@@ -107,7 +108,7 @@ def install_config_hook() -> None:
 
 
 def install_middleware_hook() -> None:
-    if not _is_serve_process() or not _once("middleware"):
+    if not _is_serve_process() or not install_once("middleware"):
         return
     try:
         from vllm.entrypoints.launchers import app as app_module
@@ -127,7 +128,7 @@ def install_middleware_hook() -> None:
 
 
 def install_busy_loop_hook() -> None:
-    if not _once("busy_loop"):
+    if not install_once("busy_loop"):
         return
     from vllm.v1.engine import EngineCoreRequestType
     from vllm.v1.engine.core import DPEngineCoreProc, EngineCoreProc
@@ -158,7 +159,7 @@ def install_presalt_hook() -> None:
     the salt first; the ``Request`` is then marked so the scheduler does not
     rehash it. Requests that reach the scheduler another way are salted there.
     """
-    if not _once("presalt"):
+    if not install_once("presalt"):
         return
     from vllm.v1.engine.core import EngineCore
 
@@ -187,7 +188,10 @@ def _plugin_enabled() -> bool:
 
 
 def install_all() -> None:
+    from pccguard.adapters.vllm.runtime.enclave_requests import install_enclave_request_checks
+
     install_config_hook()
     install_middleware_hook()
     install_busy_loop_hook()
     install_presalt_hook()
+    install_enclave_request_checks()

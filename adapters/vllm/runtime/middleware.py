@@ -128,7 +128,6 @@ class PccguardTenantMiddleware:
         scope = dict(scope, headers=new_headers)
         await self.app(scope, _replay(body, receive), send)
 
-
     async def _filtered_metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve ``/metrics`` without the hit-oracle series (``disable:cache_hit_metrics``)."""
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"accept-encoding"]

@@ -16,7 +16,7 @@
 #   references: ["OWASP LLM02:2025 Sensitive Information Disclosure", "NIST SP 800-53 SC-4", "CWE-203", "Gu et al., ICML 2025 (Auditing Prompt Caching)"]
 #   mitigation: disable:cached_token_reporting
 #   message: "Responses report cached-token counts from cross-request state (isolation: {optimizations.prefix_caching.isolation}, isolated caches allowed: {allowed})"
-#   remediation: Stop reporting cached tokens (vLLM without --enable-prompt-tokens-details, SGLang without --enable-cache-report), or isolate the cache per tenant under a profile that allows it.
+#   remediation: Stop reporting cached tokens (vLLM without --enable-prompt-tokens-details, SGLang without --enable-cache-report), or isolate the cache per tenant with server-derived salts (pccguard mitigation tenant_cache_salt) under a profile that allows it.
 package pcc.rules.pcc_s_020
 
 import data.pcc.lib
@@ -40,10 +40,19 @@ accepted if {
 	lib.get(pc, "isolation") in {"server_salt", "per_tenant_instance"}
 }
 
+# Where the profile allows isolated caches, server-derived tenant salts are the fix; otherwise only
+# turning the report off is.
+deny contains lib.finding_fixed_by("observability.cached_token_reporting.enabled", {"allowed": allowed}, "tenant_cache_salt") if {
+	lib.enabled(ctr)
+	lib.enabled(pc)
+	allowed == true
+	not accepted
+}
+
 deny contains lib.finding("observability.cached_token_reporting.enabled", {"allowed": allowed}) if {
 	lib.enabled(ctr)
 	lib.enabled(pc)
-	not accepted
+	allowed != true
 }
 
 warn contains lib.unknown_finding("observability.cached_token_reporting.enabled") if lib.unknown(ctr, "enabled")
