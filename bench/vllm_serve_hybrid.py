@@ -1,21 +1,24 @@
 """``vllm serve`` on the enclave executor: completion throughput and time to first token, protection on vs off.
 
-Both servers are real ``vllm serve`` processes on 127.0.0.1 with the pccguard
+Every server is a real ``vllm serve`` process on 127.0.0.1 with the pccguard
 plugin active and the enclave executor, over the same generated LLaMA model:
 
-* ``default`` -- the hybrid plan: public base GEMMs on the accelerator process
+* ``hybrid`` -- the default plan: public base GEMMs on the accelerator process
   over one-time-pad blinded inputs, Freivalds-checked, everything else in the
-  enclave;
+  enclave; masks precomputed while the enclave is idle (the default pool);
+* ``hybrid-online`` -- the same plan with no mask pool: every mask product is
+  computed when the request needs it;
 * ``all-clear`` -- the same executor and processes with protection off: the
   same GEMMs offloaded in the clear, no blinding, no check;
 * ``all-enclave`` (context) -- nothing offloaded.
 
-Both run side by side in one run: every server is started first, then the
-same workload (fresh random prompts, streamed completions, a fixed number in
+All run side by side in one run: every server is started first, then the same
+workload (fresh random prompts, streamed completions, a fixed number in
 flight) is sent round by round with the servers in a new random order each
-round, so drift on a shared machine touches all of them alike. Throughput is
-completion tokens per second of wall time; TTFT is measured per request from
-the streamed response.
+round, so drift on a shared machine touches all of them alike. Between two
+batches the machine idles for ``--idle-gap`` seconds, as a server between
+bursts does (the pool refills then). Throughput is completion tokens per
+second of wall time; TTFT is measured per request from the streamed response.
 
     .venv-vllm/bin/python bench/vllm_serve_hybrid.py [--rounds 3] [--requests 16] [--concurrency 4]
 """
@@ -43,7 +46,13 @@ from _table import print_table  # noqa: E402
 
 from tests.e2e.server import running_server  # noqa: E402
 
-PLANS = ("default", "all-clear", "all-enclave")
+#: variant -> (partition plan, enclave mask pool in MiB)
+VARIANTS = {
+    "hybrid": ("default", 128),
+    "hybrid-online": ("default", 0),
+    "all-clear": ("all-clear", 0),
+    "all-enclave": ("all-enclave", 0),
+}
 TENANT = {"x-pccguard-tenant": "bench"}
 
 
@@ -117,9 +126,13 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=256, help="model width (the GEMMs the plans offload)")
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--plans", default=",".join(PLANS))
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--idle-gap", type=float, default=8.0, help="seconds of idleness between batches")
     args = parser.parse_args()
-    plans = [p for p in args.plans.split(",") if p]
+    plans = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(plans) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(unknown)}")
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 
     from pccguard.enclave_runtime.tiny_model import make_tiny_llama
@@ -134,20 +147,29 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         servers = {}
         for plan in plans:
-            config = root / f"{plan}.yaml"
-            config.write_text(
-                f"profile: multi-tenant-baseline\nfail_on: high\nmitigations: {{hybrid_executor_plan: {plan}}}\n",
-                encoding="utf-8",
-            )
-            env = {"PCCGUARD_CONFIG": str(config), "VLLM_LOGGING_LEVEL": "WARNING"}
+            partition, pool_mb = VARIANTS[plan]
+            config = f"profile: multi-tenant-baseline\nmitigations: {{hybrid_executor_plan: {partition}}}\n"
             servers[plan] = stack.enter_context(
-                running_server(model, root / f"{plan}.log", env, "--max-num-seqs", str(args.concurrency))
+                running_server(
+                    model,
+                    root / plan,
+                    config,
+                    "--max-num-seqs",
+                    str(args.concurrency),
+                    env={
+                        "VLLM_LOGGING_LEVEL": "WARNING",
+                        "VLLM_NO_USAGE_STATS": "1",
+                        "VLLM_DO_NOT_TRACK": "1",
+                        "PCCGUARD_ENCLAVE_MASK_POOL_MB": str(pool_mb),
+                    },
+                )
             )
             print(f"started {plan}", file=sys.stderr)
         for rnd in range(args.rounds + 1):  # round 0 warms every server up and is not counted
             order = list(plans)
             rng.shuffle(order)
             for plan in order:
+                time.sleep(args.idle_gap)
                 prompts = [
                     [rng.randrange(3, vocab) for _ in range(args.prompt_tokens)] for _ in range(args.requests)
                 ]
@@ -180,14 +202,14 @@ def main() -> int:
     print_table(
         f"vllm serve, enclave executor: hidden {args.hidden}, {args.layers} layers, "
         f"{args.prompt_tokens}+{args.max_tokens} tokens, {args.concurrency} in flight, "
-        f"{args.rounds}x{args.requests} requests per plan",
+        f"{args.rounds}x{args.requests} requests per variant, {args.idle_gap:g} s idle between batches",
         [
-            "plan",
-            "completion tok/s (median round)",
-            "slowdown vs all-clear",
+            "variant",
+            "tok/s",
+            "slowdown",
             "TTFT p50 ms",
             "TTFT p90 ms",
-            "TTFT p50 vs all-clear",
+            "TTFT p50 ratio",
         ],
         rows,
     )

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from pccguard.enclave_runtime.attestation import EnclaveIdentity, components_for, policy_digest
-from pccguard.enclave_runtime.channel import Channel, ChannelClosed
+from pccguard.enclave_runtime.channel import Channel, ChannelClosed, ChannelTimeout
 from pccguard.enclave_runtime.codec import Message, WireError
 from pccguard.enclave_runtime.decoder import Decoder, RequestState
 from pccguard.enclave_runtime.errors import AcceleratorLost, IntegrityError
@@ -30,6 +30,9 @@ from pccguard.enclave_runtime.linear import GroupExecutor
 from pccguard.enclave_runtime.model import LlamaWeights, load_weights, weights_root
 from pccguard.enclave_runtime.plan import LAYER_GROUPS, PartitionPlan, PrivacySpec, check_plan
 from pccguard.errors import PccguardError
+
+#: Tokens of masks precomputed per idle refill: bounds how long a request arriving mid-refill waits.
+POOL_CHUNK_TOKENS = 8
 
 _PROJ_GROUP = {p: g for g, projs in LAYER_GROUPS.items() for p in projs} | {"lm_head": "lm_head"}
 
@@ -88,6 +91,7 @@ class EnclaveServer:
         self.current: RequestState | None = None
         self.last_wiped: RequestState | None = None
         self.requests = 0
+        self.pool_target = self._pool_target(int(options.get("mask_pool_bytes", 0) or 0))
 
     # ------------------------------------------------------------------ handlers
 
@@ -185,12 +189,46 @@ class EnclaveServer:
             return Message("ok")
         return Message("error", {"code": "unknown_kind", "message": msg.kind})
 
+    # ------------------------------------------------------------------ idle work: the mask pool
+
+    def _pool_target(self, budget_bytes: int) -> int:
+        """Tokens of ``(r, u)`` rows the pool keeps ready within ``budget_bytes`` (0: no idle refill)."""
+        per_token = sum(8 * (e.w_q.shape[0] + e.w_q.shape[1]) for e in self.linear.blinded.values())
+        return budget_bytes // per_token if per_token and budget_bytes > 0 else 0
+
+    def pool_tokens(self) -> int:
+        """Tokens the pool can serve without an online mask computation (the least-stocked group)."""
+        blinded = self.linear.blinded
+        return min((self.linear.pool.available(k) for k in blinded), default=0)
+
+    def refill_pool(self) -> bool:
+        """Top the mask pool up by one small chunk; False when there is nothing to do.
+
+        This is the offline phase of blinding, done while the host has nothing
+        for the enclave: a request that arrives later finds its masks and their
+        products ready and pays only the online cost. Chunks are small so that
+        a request arriving mid-refill waits at most one chunk.
+        """
+        if not self.pool_target or self.broken:
+            return False
+        have = self.pool_tokens()
+        if have >= self.pool_target:
+            return False
+        self.linear.precompute(min(POOL_CHUNK_TOKENS, self.pool_target - have))
+        return True
+
     def serve(self) -> None:
+        idle_work = bool(self.pool_target)
         while True:
             try:
-                msg = self.host.recv(None)
+                # With idle work pending, poll without waiting; otherwise block until the host speaks.
+                msg = self.host.recv(0.0 if idle_work else None)
+            except ChannelTimeout:
+                idle_work = self.refill_pool()
+                continue
             except (ChannelClosed, WireError):
                 break
+            idle_work = bool(self.pool_target)
             if msg.kind == "shutdown":
                 break
             try:

@@ -85,6 +85,7 @@ class PagedEnclave(EnclaveConnection):
         threads: int = 1,
         device: str = "cpu",
         debug_inspect: bool = False,
+        mask_pool_bytes: int = 0,
     ) -> None:
         self.plan = plan or default_plan()
         self.model_dir = Path(model_dir)
@@ -107,6 +108,8 @@ class PagedEnclave(EnclaveConnection):
             "timeout_s": timeout_s,
             "threads": threads,
             "debug_inspect": debug_inspect,
+            # Masks precomputed while idle (the offline phase of blinding); not security-relevant.
+            "mask_pool_bytes": int(mask_pool_bytes),
         }
         ready = self.backend.start(options, startup_timeout_s)
         if ready.kind != "ready":

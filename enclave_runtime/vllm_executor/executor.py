@@ -51,6 +51,8 @@ log = logging.getLogger("vllm.pccguard.enclave")
 
 #: KV budget when vLLM gives none: small, because the cache lives in the enclave's memory.
 DEFAULT_KV_BYTES = 64 << 20
+#: Enclave memory for blinding masks precomputed while idle (``PCCGUARD_ENCLAVE_MASK_POOL_MB``).
+DEFAULT_MASK_POOL_MB = 128.0
 #: RPCs EngineCore may send that have nothing to do here (no device, no LoRA in vLLM, no multimodal).
 NO_OPS = frozenset(
     {
@@ -67,6 +69,20 @@ NO_OPS = frozenset(
         "execute_dummy_batch",
     }
 )
+
+
+def env_number(name: str, default: float, *, minimum: float) -> float:
+    """A numeric tuning variable; a bad value stops the start with a message naming the variable."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum or value == float("inf"):
+        raise ValueError(f"{name} must be a number >= {minimum:g}, not {raw!r}")
+    return value
 
 
 @dataclass
@@ -99,9 +115,12 @@ class EnclaveWorker:
             plan=self.settings.partition_plan(),
             private_base=self.settings.private_base,
             protect_prompts=self.settings.protect_prompts,
-            timeout_s=float(os.environ.get("PCCGUARD_ENCLAVE_TIMEOUT_S", "120")),
-            threads=int(os.environ.get("PCCGUARD_ENCLAVE_THREADS", "1")),
+            timeout_s=env_number("PCCGUARD_ENCLAVE_TIMEOUT_S", 120.0, minimum=1.0),
+            threads=int(env_number("PCCGUARD_ENCLAVE_THREADS", 1, minimum=1)),
             debug_inspect=os.environ.get("PCCGUARD_ENCLAVE_DEBUG") == "1",
+            mask_pool_bytes=int(
+                env_number("PCCGUARD_ENCLAVE_MASK_POOL_MB", DEFAULT_MASK_POOL_MB, minimum=0) * 2**20
+            ),
         )
         report = self.enclave.verify()  # the host refuses an enclave whose measurement it cannot reproduce
         log.info(

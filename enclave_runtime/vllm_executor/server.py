@@ -135,6 +135,9 @@ class PagedEnclaveServer(EnclaveServer):
                     "zeroed_blocks": kv.zeroed_blocks if kv else 0,
                     "num_blocks": kv.num_blocks if kv else 0,
                     "sampling_states": len(self.sampling) if self.sampling is not None else 0,
+                    "mask_pool_tokens": self.pool_tokens(),
+                    "mask_pool_target": self.pool_target,
+                    "mask_pool_miss_rows": self.linear.stats.pool_miss_rows,
                 },
             )
         if msg.kind == "kv_block_nonzero" and self.debug and self.kv is not None:

@@ -89,8 +89,18 @@ class Server:
 
 @contextlib.contextmanager
 def running_server(
-    model: Path, log: Path, env: dict[str, str], *extra: str, name_executor: bool = True
+    model: Path,
+    root: Path,
+    config: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    name_executor: bool = True,
 ) -> Iterator[Server]:
+    """``vllm serve`` with ``config`` as its ``PCCGUARD_CONFIG`` (written to ``root``), logging to ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pccguard.yaml").write_text(config, encoding="utf-8")
+    env = {"PCCGUARD_CONFIG": str(root / "pccguard.yaml"), **(env or {})}
+    log = root / "serve.log"
     port = free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(

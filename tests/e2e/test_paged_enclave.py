@@ -95,3 +95,44 @@ def test_seeded_sampling_is_reproducible(enclave: PagedEnclave) -> None:
     assert len(draws) == 1
     spread = {enclave.step([req | {"seed": s}], [5, 6, 7, 8])[0] for s in range(12)}
     assert len(spread) > 1, "temperature 1.5 should not always pick one token"
+
+
+def _wait_for_pool(pe: PagedEnclave, want: int, timeout_s: float = 60.0) -> dict[str, object]:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = pe.kv_stats()
+        if int(stats["mask_pool_tokens"]) >= want or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.2)
+
+
+def test_idle_enclave_precomputes_masks_and_requests_use_them(tiny_llama: Path) -> None:
+    """The offline phase runs while the host is idle: a prefill then needs no online mask product.
+
+    Control: without a pool the same step computes every mask online; tokens are equal either way.
+    """
+    from pccguard.enclave_runtime.plan import default_plan
+
+    rng = random.Random(4)
+    prompt = [rng.randrange(3, 500) for _ in range(12)]
+    blocks = list(range(4))
+    results = {}
+    for budget in (0, 8 << 20):
+        with PagedEnclave(tiny_llama, plan=default_plan(), mask_pool_bytes=budget) as pe:
+            pe.init_kv(BLOCKS, BLOCK)
+            stats = _wait_for_pool(pe, len(prompt)) if budget else pe.kv_stats()
+            before = int(stats["mask_pool_miss_rows"])
+            tokens = _greedy(pe, prompt, blocks, [12], 3)
+            after = pe.kv_stats()
+            results[budget] = (tokens, int(after["mask_pool_miss_rows"]) - before, stats)
+            if budget:
+                assert int(stats["mask_pool_target"]) >= len(prompt)
+                refilled = _wait_for_pool(pe, int(stats["mask_pool_target"]))
+                assert int(refilled["mask_pool_tokens"]) == int(stats["mask_pool_target"]), (
+                    "refilled when idle"
+                )
+    assert results[0][1] > 0, "control: without a pool the masks are computed online"
+    assert results[8 << 20][1] == 0, "with an idle refill the prefill and decode found their masks ready"
+    assert results[0][0] == results[8 << 20][0]

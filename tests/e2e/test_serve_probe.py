@@ -50,11 +50,9 @@ def _probe(base: str, model: Path, out: Path, trials: int = 30) -> tuple[int, di
 
 
 def _server(tiny_llama: Path, root: Path, config: str, *, name_executor: bool) -> Any:
-    path = root / "pccguard.yaml"
-    path.write_text(config, encoding="utf-8")
     # PCCGUARD_ENCLAVE_PLAN is read only where the plugin does not decide (here: with the plugin off).
-    env = {"PCCGUARD_CONFIG": str(path), "PCCGUARD_ENCLAVE_PLAN": "all-enclave", "VLLM_LOGGING_LEVEL": "INFO"}
-    return running_server(tiny_llama, root / "serve.log", env, *SERVE_FLAGS, name_executor=name_executor)
+    env = {"PCCGUARD_ENCLAVE_PLAN": "all-enclave", "VLLM_LOGGING_LEVEL": "INFO"}
+    return running_server(tiny_llama, root, config, *SERVE_FLAGS, env=env, name_executor=name_executor)
 
 
 def _section(report: dict[str, Any], name: str) -> dict[str, Any]:

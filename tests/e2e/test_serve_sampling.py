@@ -26,11 +26,7 @@ CONFIG = "profile: multi-tenant-baseline\nmitigations: {hybrid_executor_plan: al
 
 @pytest.fixture(scope="module")
 def server(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("serve-sampling")
-    config = root / "pccguard.yaml"
-    config.write_text(CONFIG, encoding="utf-8")
-    env = {"PCCGUARD_CONFIG": str(config)}
-    with running_server(tiny_llama, root / "serve.log", env) as s:
+    with running_server(tiny_llama, tmp_path_factory.mktemp("serve-sampling"), CONFIG) as s:
         yield s
 
 
