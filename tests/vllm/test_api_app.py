@@ -27,6 +27,40 @@ def _app(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return app
 
 
+def _request(
+    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> tuple[int, bytes]:
+    """One HTTP request through the ASGI app, as uvicorn would deliver it: (status, body)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+        "state": {},
+    }
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return int(start["status"]), b"".join(
+        m.get("body", b"") for m in sent if m["type"] == "http.response.body"
+    )
+
+
 def test_middleware_is_registered_by_vllm(
     tiny_model: Path, plugin_config: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -41,62 +75,9 @@ def test_untenanted_generation_request_is_refused_by_the_app(
 ) -> None:
     plugin_config("profile: multi-tenant-baseline\n")
     app = _app(tiny_model, monkeypatch)
-    sent: list[dict[str, Any]] = []
     body = json.dumps({"model": "m", "prompt": "secret", "cache_salt": "copied"}).encode()
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/completions",
-        "raw_path": b"/v1/completions",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-        "state": {},
-    }
-    asyncio.run(app(scope, receive, send))
-    assert sent[0]["status"] == 401
-
-
-def _get_metrics(app: Any) -> tuple[int, bytes]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/metrics",
-        "raw_path": b"/metrics",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test"), (b"accept-encoding", b"gzip")],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-        "state": {},
-    }
-    asyncio.run(app(scope, receive, send))
-    starts = [m for m in sent if m["type"] == "http.response.start"]
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return int(starts[0]["status"]), body
+    status, _ = _request(app, "POST", "/v1/completions", [(b"content-type", b"application/json")], body)
+    assert status == 401
 
 
 @pytest.mark.parametrize("drop", [True, False], ids=["dropped", "control-kept"])
@@ -114,7 +95,7 @@ def test_metrics_lose_the_hit_oracle_series(
     )
     config = EngineArgs(model=str(tiny_model), skip_tokenizer_init=True).create_engine_config()
     PrometheusStatLogger(config, engine_indexes=[0])  # registers vLLM's series, as the API server does
-    status, body = _get_metrics(_app(tiny_model, monkeypatch))
+    status, body = _request(_app(tiny_model, monkeypatch), "GET", "/metrics", [(b"accept-encoding", b"gzip")])
     text = body.decode()
     assert status == 200
     assert "vllm:num_requests_running" in text  # every other series is left alone
