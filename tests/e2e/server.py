@@ -71,6 +71,23 @@ class Server:
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
             return json.loads(resp.read())
 
+    def stream(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> list[Any]:
+        """POST with ``"stream": true``; the server-sent event payloads in order, up to ``[DONE]``."""
+        data = json.dumps({**body, "stream": True}).encode()
+        req = urllib.request.Request(
+            self.base + path, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+        )
+        events: list[Any] = []
+        with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
+            for raw in resp:
+                line = raw.decode("utf-8").strip()
+                if not line.startswith("data:"):
+                    continue
+                if line[5:].strip() == "[DONE]":
+                    return events
+                events.append(json.loads(line[5:]))
+        raise AssertionError("the stream ended without [DONE]")
+
     def get_text(self, path: str) -> str:
         with urllib.request.urlopen(self.base + path, timeout=REQUEST_TIMEOUT_S) as resp:
             return str(resp.read().decode("utf-8"))

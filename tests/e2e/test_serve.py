@@ -58,6 +58,23 @@ def test_chat_answers(server: Server, tiny_llama: Path) -> None:
     assert answer["usage"]["completion_tokens"] >= 1
 
 
+def test_streamed_completion_equals_the_reference(server: Server, tiny_llama: Path) -> None:
+    prompt = [7, 300, 41, 99, 250, 18, 3, 77]
+    want = reference(tiny_llama, default_plan(), [prompt], 6)[0]
+    body = {
+        "model": str(tiny_llama),
+        "prompt": prompt,
+        "max_tokens": 6,
+        "temperature": 0.0,
+        "ignore_eos": True,
+        "return_token_ids": True,
+    }
+    events = server.stream("/v1/completions", body, TENANT)
+    tokens = [t for e in events for c in e.get("choices", []) for t in (c.get("token_ids") or [])]
+    assert len([e for e in events if e.get("choices")]) >= 2, "the answer arrived in several chunks"
+    assert tokens == want
+
+
 def test_request_without_tenant_is_refused(server: Server, tiny_llama: Path) -> None:
     import urllib.error
 
