@@ -160,15 +160,59 @@ def make_tiny_llama(
     return root
 
 
+#: What the command accepts: small models only (the point is a fast local end-to-end run).
+LIMITS = {"layers": (1, 32), "hidden": (8, 4096), "seed": (0, 2**63 - 1)}
+HEADS = 4
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    for name, (lo, hi) in LIMITS.items():
+        value = getattr(args, name)
+        if not lo <= value <= hi:
+            return f"--{name} must be between {lo} and {hi}, not {value}"
+    if args.hidden % (2 * HEADS):
+        return f"--hidden must be a multiple of {2 * HEADS} ({HEADS} heads with an even head size for RoPE)"
+    out: Path = args.outdir
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        return f"{out}: exists and is not an empty directory (nothing is overwritten)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    """Write the model directory, all or nothing: built beside ``OUTDIR``, then renamed into place."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pccguard.enclave_runtime.tiny_model",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=64)
     args = parser.parse_args(argv)
-    path = make_tiny_llama(args.outdir, seed=args.seed, layers=args.layers, hidden=args.hidden)
-    print(path)
+    problem = _problem(args)
+    if problem is not None:
+        print(f"tiny_model: error: {problem}", file=sys.stderr)
+        return 2
+    out: Path = args.outdir
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        print(f"tiny_model: error: {parent}: no such directory", file=sys.stderr)
+        return 2
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    try:
+        make_tiny_llama(staging, seed=args.seed, layers=args.layers, hidden=args.hidden, heads=HEADS)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(out)
     return 0
 
 
