@@ -39,12 +39,10 @@ _PROJ_GROUP = {p: g for g, projs in LAYER_GROUPS.items() for p in projs} | {"lm_
 
 def privacy_for(weights: LlamaWeights, options: dict[str, Any]) -> PrivacySpec:
     """Mode P by default (public base, private adapters); ``private_base`` selects Mode F."""
-    return PrivacySpec(
-        base_private=bool(options.get("private_base", False)),
-        embed_private=bool(options.get("private_base", False)),
-        lm_head_private=bool(options.get("private_base", False)),
-        deltas=frozenset((layer, _PROJ_GROUP[proj]) for layer, proj in weights.deltas),
+    return PrivacySpec.for_model(
+        private_base=bool(options.get("private_base", False)),
         protect_prompts=bool(options.get("protect_prompts", True)),
+        deltas=frozenset((layer, _PROJ_GROUP[proj]) for layer, proj in weights.deltas),
     )
 
 

@@ -78,6 +78,23 @@ class PrivacySpec:
     deltas: frozenset[tuple[int, str]] = frozenset()
     protect_prompts: bool = True
 
+    @classmethod
+    def for_model(
+        cls,
+        *,
+        private_base: bool,
+        protect_prompts: bool = True,
+        deltas: frozenset[tuple[int, str]] = frozenset(),
+    ) -> PrivacySpec:
+        """A private base means every base tensor is private: embeddings and LM head included."""
+        return cls(
+            base_private=private_base,
+            embed_private=private_base,
+            lm_head_private=private_base,
+            deltas=deltas,
+            protect_prompts=protect_prompts,
+        )
+
     def weight_private(self, op: str, layer: int) -> bool | None:
         """``True``/``False`` for an op's weight; ``None`` when the op has no weight."""
         kind = ALL_OPS[op]

@@ -73,12 +73,8 @@ def enclave_settings(facts: DeploymentFacts, settings: PluginConfig) -> EnclaveS
 
 def with_plan_facts(facts: DeploymentFacts, enclave: EnclaveSettings, n_layers: int) -> DeploymentFacts:
     """``facts`` plus ``model.hybrid_plan`` for the plan the executor will run (read by PCC-E-011)."""
-    private = enclave.private_base
-    privacy = PrivacySpec(
-        base_private=private,
-        embed_private=private,
-        lm_head_private=private,
-        protect_prompts=enclave.protect_prompts,
+    privacy = PrivacySpec.for_model(
+        private_base=enclave.private_base, protect_prompts=enclave.protect_prompts
     )
     summary = hybrid_plan_facts(enclave.partition_plan(), privacy, n_layers)
     model = facts.model.model_copy(update={"hybrid_plan": HybridPlan.model_validate(summary)})
