@@ -205,8 +205,9 @@ TABLE: list[tuple[str, list[str], dict[str, str], dict[str, str]]] = [
 ]
 
 
-def check(model: Path, args: list[str]) -> tuple[int, dict[str, Any]]:
-    argv = [
+def check_argv(model: Path, args: list[str]) -> list[str]:
+    """``pccguard check`` on SGLang's arguments for ``model``, as JSON under the table's profile."""
+    return [
         "check",
         "--engine",
         "sglang",
@@ -219,9 +220,12 @@ def check(model: Path, args: list[str]) -> tuple[int, dict[str, Any]]:
         str(model),
         *[a.replace("{model}", str(model)) for a in args],
     ]
+
+
+def check(model: Path, args: list[str]) -> tuple[int, dict[str, Any]]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        rc = pccguard_main(argv)
+        rc = pccguard_main(check_argv(model, args))
     return rc, json.loads(out.getvalue())
 
 
@@ -294,20 +298,7 @@ def test_console_script_subprocess(tiny_model: Path) -> None:
     exe = shutil.which("pccguard", path=str(Path(sys.executable).parent))
     assert exe, "the pccguard console script is installed in this environment"
     proc = subprocess.run(
-        [
-            exe,
-            "check",
-            "--engine",
-            "sglang",
-            "--profile",
-            PROFILE,
-            "--format",
-            "json",
-            "--",
-            "--model-path",
-            str(tiny_model),
-            "--enable-custom-logit-processor",
-        ],
+        [exe, *check_argv(tiny_model, ["--enable-custom-logit-processor"])],
         capture_output=True,
         text=True,
         timeout=300,
