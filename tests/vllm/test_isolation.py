@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -120,8 +121,10 @@ def test_salt_in_request_is_replaced_and_hashes_recomputed(tiny_model: Path, plu
     """Even a request that names the victim's pseudonym directly gets a server-derived salt."""
     plugin_config(BASELINE)
     engine = make_engine(tiny_model)
-    internal = add(engine, request("A", SECRET_PROMPT, salt="pccguard-t-abc"))
-    assert internal.cache_salt.startswith("pccguard-s-") and "abc" not in internal.cache_salt
+    named = "pccguard-t-victim"  # not hex, so it cannot appear in the derived digest by chance
+    internal = add(engine, request("A", SECRET_PROMPT, salt=named))
+    assert re.fullmatch(r"pccguard-s-[0-9a-f]{64}", internal.cache_salt)
+    assert "victim" not in internal.cache_salt
     from vllm.utils.hashing import get_hash_fn_by_name
     from vllm.v1.core.kv_cache_utils import get_request_block_hasher
     from vllm.v1.request import Request
@@ -135,7 +138,7 @@ def test_salt_in_request_is_replaced_and_hashes_recomputed(tiny_model: Path, plu
         return list(probe.block_hashes)
 
     assert internal.block_hashes == hashes(internal.cache_salt)
-    assert internal.block_hashes != hashes("pccguard-t-abc")
+    assert internal.block_hashes != hashes(named)
 
 
 def test_no_tenant_is_refused_at_ingress(ingress: _Ingress) -> None:
