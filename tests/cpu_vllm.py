@@ -58,13 +58,14 @@ def start_engine(model: Any, **args: Any) -> Any:
     """A real ``EngineCore`` for ``model``, configured the way ``vllm serve`` configures one.
 
     The executor is the class vLLM itself resolves from the configuration, so
-    a plugin that selects another executor is honoured.
+    a plugin that selects another executor is honoured. Without a tokenizer
+    unless ``skip_tokenizer_init=False`` (structured outputs need one).
     """
     from vllm.engine.arg_utils import EngineArgs
     from vllm.v1.engine.core import EngineCore
     from vllm.v1.executor.abstract import Executor
 
-    config = EngineArgs(model=str(model), skip_tokenizer_init=True, **args).create_engine_config()
+    config = EngineArgs(**{"model": str(model), "skip_tokenizer_init": True, **args}).create_engine_config()
     return EngineCore(config, Executor.get_class(config), log_stats=False)
 
 

@@ -27,7 +27,7 @@ from pccguard.enclave_runtime.connection import EnclaveConnection
 from pccguard.enclave_runtime.errors import EnclaveRuntimeError
 from pccguard.enclave_runtime.model import load_weights, weights_root
 from pccguard.enclave_runtime.plan import PartitionPlan, PlanError, default_plan
-from pccguard.enclave_runtime.vllm_executor.sampling import Admission, StepResult
+from pccguard.enclave_runtime.vllm_executor.sampling import Admission, StepResult, grammar_to_wire
 from pccguard.enclave_runtime.vllm_executor.server import paged_enclave_main
 
 
@@ -144,13 +144,16 @@ class PagedEnclave(EnclaveConnection):
         *,
         admit: list[Admission] | None = None,
         finished: list[str] | None = None,
+        grammar: dict[int, torch.Tensor] | None = None,
     ) -> StepResult:
         """Run one engine step: the sampled tokens, as a list that also carries any logprob rows.
 
         ``reqs`` items: ``n, start, blocks, sample`` and, for a sampling request,
         its ``key`` (admitted now or in an earlier step through ``admit``) or an
         inline ``temperature`` / ``seed``. ``finished`` names the keys whose
-        sampler state the enclave must wipe.
+        sampler state the enclave must wipe. ``grammar`` maps the index of a
+        sampling request (among this step's sampling requests) to its grammar
+        bitmask row.
         """
         meta: dict[str, Any] = {"reqs": reqs, "zero": list(zero or [])}
         tensors = {"ids": torch.tensor(ids, dtype=torch.int64)}
@@ -162,6 +165,9 @@ class PagedEnclave(EnclaveConnection):
                 tensors |= {f"a{j}.{name}": t for name, t in a_tensors.items()}
         if finished:
             meta["finished"] = list(finished)
+        g_meta, g_tensors = grammar_to_wire(grammar or {})
+        meta |= g_meta
+        tensors |= g_tensors
         reply = self.call(Message("step", meta, tensors), "sampled")
         try:
             return StepResult.from_reply(reply.meta, reply.tensors)

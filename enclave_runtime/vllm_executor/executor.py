@@ -11,8 +11,10 @@ process, indexed by vLLM's own block ids.
 The logits never leave the enclave either: it samples with vLLM's semantics
 (:mod:`.sampling`) from each request's parameters, sent with its first sample,
 and returns the tokens and, when asked, their logprobs, which the executor
-hands back as vLLM's ``LogprobsLists``. What the enclave cannot honour
-(structured outputs, prompt logprobs, custom logits processors) is refused at
+hands back as vLLM's ``LogprobsLists``. Structured outputs work as in vLLM:
+the engine core's grammar backend computes each step's token bitmask from the
+tokens it already has, and the enclave applies it before sampling. What the
+enclave cannot honour (prompt logprobs, custom logits processors) is refused at
 admission by ``pccguard.adapters.vllm.runtime.enclave_requests``.
 
 The pccguard plugin selects it when a rule requires ``hybrid_executor``
@@ -96,7 +98,23 @@ class RequestView:
     sampling: RequestSampling = field(default_factory=RequestSampling)
     #: Whether the enclave holds this request's sampler state (sent with its first sample, wiped at finish).
     admitted: bool = False
+    #: A structured-output request: it never samples without its grammar bitmask.
+    structured: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedStep:
+    """One scheduler step turned into the enclave's ``step`` message, before it is sent."""
+
+    req_ids: list[str]
+    zero: list[int]
+    finished: list[str]
+    reqs: list[dict[str, Any]] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    admit: list[Admission] = field(default_factory=list)
+    #: Indices, among the step's sampling requests, of the structured-output ones.
+    structured: list[int] = field(default_factory=list)
 
 
 class EnclaveWorker:
@@ -131,6 +149,8 @@ class EnclaveWorker:
         )
         self.requests: dict[str, RequestView] = {}
         self.zeroed_blocks = 0
+        #: A step waiting for its grammar bitmask (see :meth:`execute_model`).
+        self.pending: PreparedStep | None = None
 
     # ------------------------------------------------------------------ initialization
     def page_bytes(self) -> int:
@@ -215,6 +235,7 @@ class EnclaveWorker:
                 sampling=RequestSampling.from_params(params, vocab=self.spec.vocab, logprobs_mode=mode)
                 if params is not None
                 else RequestSampling(),
+                structured=getattr(params, "structured_outputs", None) is not None,
             )
         cached = so.scheduled_cached_reqs
         for i, req_id in enumerate(cached.req_ids):
@@ -229,18 +250,37 @@ class EnclaveWorker:
                 view.blocks += list(blocks[0])
         return finished
 
-    def execute_model(self, so: Any) -> ModelRunnerOutput:
+    def execute_model(self, so: Any) -> ModelRunnerOutput | None:
+        """Run the step now, or, when a structured-output request samples in it, once its bitmask is known.
+
+        vLLM's engine core computes the grammar bitmask while the model runs and
+        hands it to ``sample_tokens`` when ``execute_model`` returns None. The
+        enclave does forward and sampling in one message, so such a step waits
+        for the bitmask; every other step runs here as before.
+        """
+        step = self._prepare(so)
+        if step.structured:
+            self.pending = step
+            return None
+        return self._run(step, {})
+
+    def sample_tokens(self, grammar_output: Any) -> ModelRunnerOutput | None:
+        """Run the step :meth:`execute_model` left waiting, under the grammar bitmask."""
+        step, self.pending = self.pending, None
+        if step is None:
+            return None
+        return self._run(step, self._grammar_rows(step, grammar_output))
+
+    def _prepare(self, so: Any) -> PreparedStep:
         finished = self._admit(so)
         zero = list(so.new_block_ids_to_zero or [])
         self.zeroed_blocks += len(set(zero))
         computed = {r.req_id: r.num_computed_tokens for r in so.scheduled_new_reqs}
         cached = so.scheduled_cached_reqs
         computed.update(dict(zip(cached.req_ids, cached.num_computed_tokens, strict=True)))
-        req_ids = list(so.num_scheduled_tokens)
-        reqs: list[dict[str, Any]] = []
-        ids: list[int] = []
-        admit: list[Admission] = []
-        for req_id in req_ids:
+        step = PreparedStep(req_ids=list(so.num_scheduled_tokens), zero=zero, finished=finished)
+        sampling = 0
+        for req_id in step.req_ids:
             view = self.requests[req_id]
             start, count = int(computed[req_id]), int(so.num_scheduled_tokens[req_id])
             if start + count > len(view.tokens):
@@ -249,15 +289,54 @@ class EnclaveWorker:
             item: dict[str, Any] = {"n": count, "start": start, "blocks": view.blocks, "sample": sample}
             if sample:
                 item["key"] = req_id
+                if view.structured:
+                    step.structured.append(sampling)
+                sampling += 1
                 if not view.admitted:
                     prompt = view.tokens[: view.prompt_len] if view.sampling.needs_prompt else []
-                    admit.append(Admission(req_id, view.sampling, prompt, view.tokens[view.prompt_len :]))
+                    step.admit.append(
+                        Admission(req_id, view.sampling, prompt, view.tokens[view.prompt_len :])
+                    )
                     view.admitted = True
-            reqs.append(item)
-            ids += view.tokens[start : start + count]
+            step.reqs.append(item)
+            step.ids += view.tokens[start : start + count]
+        return step
+
+    @staticmethod
+    def _grammar_rows(step: PreparedStep, grammar_output: Any) -> dict[int, torch.Tensor]:
+        """``{index among the step's sampling requests: bitmask row}`` from vLLM's ``GrammarOutput``.
+
+        Every structured-output request that samples in this step must get
+        exactly its row. A missing row or one for another request means the
+        host's view and the scheduler's disagree: the step stops rather than
+        sample a constrained request without its constraint.
+        """
+        rows: dict[int, torch.Tensor] = {}
+        if grammar_output is not None:
+            ids = list(grammar_output.structured_output_request_ids)
+            bitmask = np.asarray(grammar_output.grammar_bitmask, dtype=np.int32)
+            if not ids or bitmask.ndim != 2 or bitmask.shape[0] % len(ids):
+                raise RuntimeError("grammar bitmask rows do not match its structured-output requests")
+            stride = bitmask.shape[0] // len(ids)  # one row per request (no draft tokens are served here)
+            sampling = [req_id for req_id, r in zip(step.req_ids, step.reqs, strict=True) if r["sample"]]
+            index = {req_id: i for i, req_id in enumerate(sampling)}
+            for j, req_id in enumerate(ids):
+                if req_id not in index:
+                    raise RuntimeError(
+                        f"request {req_id}: grammar bitmask for a request that does not sample"
+                    )
+                rows[index[req_id]] = torch.from_numpy(bitmask[j * stride].copy())
+        if sorted(rows) != sorted(step.structured):
+            raise RuntimeError("a structured-output request would sample without its grammar bitmask")
+        return rows
+
+    def _run(self, step: PreparedStep, grammar: dict[int, torch.Tensor]) -> ModelRunnerOutput:
+        reqs = step.reqs
         result = (
-            self.enclave.step(reqs, ids, zero, admit=admit, finished=finished)
-            if (reqs or zero or finished)
+            self.enclave.step(
+                reqs, step.ids, step.zero, admit=step.admit, finished=step.finished, grammar=grammar
+            )
+            if (reqs or step.zero or step.finished)
             else StepResult()
         )
         if len(result) != sum(1 for r in reqs if r["sample"]):
@@ -266,7 +345,7 @@ class EnclaveWorker:
         lp_row_of = {s: j for j, s in enumerate(result.logprob_rows)}
         lp_req_rows: dict[int, int] = {}
         n_sampled = 0
-        for i, (req_id, r) in enumerate(zip(req_ids, reqs, strict=True)):
+        for i, (req_id, r) in enumerate(zip(step.req_ids, reqs, strict=True)):
             if r["sample"]:
                 token = result[n_sampled]
                 self.requests[req_id].tokens.append(token)
@@ -277,10 +356,10 @@ class EnclaveWorker:
             else:
                 sampled.append([])
         return ModelRunnerOutput(
-            req_ids=req_ids,
-            req_id_to_index={r: i for i, r in enumerate(req_ids)},
+            req_ids=step.req_ids,
+            req_id_to_index={r: i for i, r in enumerate(step.req_ids)},
             sampled_token_ids=sampled,
-            logprobs=_logprobs_lists(result, lp_req_rows, len(req_ids)),
+            logprobs=_logprobs_lists(result, lp_req_rows, len(step.req_ids)),
         )
 
     def close(self) -> None:
@@ -319,19 +398,6 @@ class EnclaveExecutor(InProcessWorkerExecutor):
 
     def make_worker(self) -> EnclaveWorker:
         return EnclaveWorker(self.vllm_config)
-
-    def sample_tokens(self, grammar_output: Any, non_block: bool = False) -> Any:  # type: ignore[override]
-        """Nothing to do: :meth:`execute_model` already sampled in the enclave and returned the tokens.
-
-        vLLM calls this only when ``execute_model`` returns None (it never does
-        here) or in its batch-queue mode (off: this executor does not support
-        async scheduling). A grammar bitmask cannot be applied after the fact;
-        structured-output requests are refused at admission
-        (``pccguard.adapters.vllm.runtime.enclave_requests``).
-        """
-        if grammar_output is not None:
-            log.error("a grammar bitmask reached the enclave executor; it cannot apply one")
-        return super().sample_tokens(grammar_output, non_block)
 
     def check_health(self) -> None:
         if self.worker.enclave.closed:

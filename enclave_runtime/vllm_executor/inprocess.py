@@ -61,8 +61,10 @@ class InProcessWorkerExecutor(Executor):
         return done(out) if non_block else out
 
     def sample_tokens(self, grammar_output: Any, non_block: bool = False) -> Any:  # type: ignore[override]
-        """``execute_model`` returns the sampled tokens itself, so there is nothing left to sample."""
-        return done(None) if non_block else None
+        """The worker's ``sample_tokens`` where it defers sampling; otherwise ``execute_model`` already sampled."""
+        sample = getattr(self.worker, "sample_tokens", None)
+        out = sample(grammar_output) if sample is not None else None
+        return done(out) if non_block else out
 
     def take_draft_token_ids(self) -> Any:
         return None

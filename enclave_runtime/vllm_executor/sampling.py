@@ -13,6 +13,10 @@ per-request state in the enclave.
 Order and semantics follow vLLM 0.33's v1 ``Sampler`` (``vllm/v1/sample/``),
 applied to each request as vLLM applies them to a batch of one:
 
+0. a structured-output request's grammar bitmask for this step (computed by
+   the engine core's grammar backend from the tokens it already knows, sent
+   with the step) sets every token it does not allow to ``-inf``, before the
+   sampler, as vLLM's model runner applies it (xgrammar's bit layout);
 1. the logprobs source is fixed first: by default (``raw_logprobs``) the
    log-softmax of the model's logits before any processing; ``raw_logits``,
    ``processed_logits`` and ``processed_logprobs`` as in vLLM;
@@ -58,6 +62,20 @@ _SEED_MIN, _SEED_MAX = -(1 << 63), (1 << 64) - 1
 
 
 # --------------------------------------------------------------------------- batch operations (vLLM shapes)
+
+
+def grammar_banned(words: torch.Tensor, vocab: int) -> torch.Tensor:
+    """``[V]`` bool: the tokens a grammar bitmask row forbids (xgrammar's layout and vocabulary rule).
+
+    Token ``t`` is allowed when bit ``t % 32`` of word ``t // 32`` is set.
+    Like ``xgrammar.apply_token_bitmask_inplace``, tokens past
+    ``min(vocab, 32 * words)`` are left alone.
+    """
+    covered = min(vocab, 32 * words.numel())
+    bits = (words.to(torch.int64).reshape(-1, 1) >> torch.arange(32, dtype=torch.int64)) & 1
+    banned = torch.zeros(vocab, dtype=torch.bool)
+    banned[:covered] = bits.reshape(-1)[:covered] == 0
+    return banned
 
 
 def token_masks(token_ids: list[torch.Tensor], vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -353,19 +371,12 @@ def _list(t: torch.Tensor) -> list[int]:
 def unsupported(params: Any) -> list[tuple[str, str]]:
     """``(parameter, reason)`` for each request parameter the enclave sampler cannot honour.
 
-    Everything else vLLM's sampler does per request is implemented here; stop
-    strings, stop tokens, ``max_tokens``, ``n`` and repetition detection are the
+    Everything else vLLM's sampler does per request is implemented here, and
+    structured outputs arrive as a grammar bitmask with the step; stop strings,
+    stop tokens, ``max_tokens``, ``n`` and repetition detection are the
     engine's, not the sampler's, and keep working.
     """
     found: list[tuple[str, str]] = []
-    if getattr(params, "structured_outputs", None) is not None:
-        found.append(
-            (
-                "structured_outputs",
-                "structured outputs (response_format, guided decoding) need the grammar's token mask "
-                "applied where the logits are, and the enclave executor does not apply it",
-            )
-        )
     if getattr(params, "prompt_logprobs", None) is not None:
         found.append(("prompt_logprobs", "the enclave executor does not return prompt logprobs"))
     if getattr(params, "prompt_logprob_token_ids", None) is not None:
@@ -415,6 +426,40 @@ def admission_tensors(tensors: dict[str, torch.Tensor], index: int) -> dict[str,
     """The tensors of the ``index``-th admission of a step message (named ``a{index}.<name>``)."""
     prefix = f"a{index}."
     return {name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)}
+
+
+def grammar_to_wire(masks: dict[int, torch.Tensor]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A step's grammar bitmasks for the ``step`` message: ``{sampled row: int32 words}``."""
+    if not masks:
+        return {}, {}
+    rows = sorted(masks)
+    return {"grammar_rows": rows}, {"grammar": torch.stack([masks[r].to(torch.int32) for r in rows])}
+
+
+def grammar_from_wire(
+    meta: dict[str, Any], tensors: dict[str, torch.Tensor], sampled: int, vocab: int
+) -> dict[int, torch.Tensor]:
+    """The enclave's side of :func:`grammar_to_wire`, checked against this step's sampled rows.
+
+    A bitmask row is exactly ``ceil(vocab / 32)`` words (the grammar backend
+    sizes it from the model's vocabulary): a different width means host and
+    enclave disagree about the model, and nothing is sampled under it.
+    """
+    rows = meta.get("grammar_rows")
+    if rows is None:
+        if "grammar" in tensors:
+            raise ValueError("bitmask without rows")
+        return {}
+    masks = tensors.get("grammar")
+    if not isinstance(rows, list) or masks is None or masks.dtype != torch.int32 or masks.dim() != 2:
+        raise ValueError("malformed")
+    if masks.shape != (len(rows), -(-vocab // 32)):
+        raise ValueError(
+            f"shape {tuple(masks.shape)} does not fit {len(rows)} rows of a {vocab}-token vocabulary"
+        )
+    if any(not isinstance(r, int) or not 0 <= r < sampled for r in rows) or len(set(rows)) != len(rows):
+        raise ValueError("row outside this step's sampled requests")
+    return {int(r): masks[i] for i, r in enumerate(rows)}
 
 
 class SamplerState:
@@ -553,13 +598,22 @@ class Sampled:
 
 
 def sample_row(
-    row: torch.Tensor, params: RequestSampling, state: SamplerState | None, entropy: torch.Generator
+    row: torch.Tensor,
+    params: RequestSampling,
+    state: SamplerState | None,
+    entropy: torch.Generator,
+    grammar: torch.Tensor | None = None,
 ) -> Sampled:
-    """Process one request's logits in vLLM's order, sample, and gather the logprobs it asked for."""
+    """Process one request's logits in vLLM's order, sample, and gather the logprobs it asked for.
+
+    ``grammar`` is the request's grammar bitmask row for this step, if it has one.
+    """
     vocab = row.shape[-1]
     logits = row.to(torch.float32).reshape(1, vocab).clone()
     scratch: list[torch.Tensor] = [logits]
     try:
+        if grammar is not None:
+            logits[0].masked_fill_(grammar_banned(grammar, vocab), float("-inf"))
         source: torch.Tensor | None = None
         if params.wants_logprobs and params.logprobs_mode == "raw_logprobs":
             source = logits.log_softmax(dim=-1, dtype=torch.float32)
@@ -647,16 +701,19 @@ def sample_step(
     logits: torch.Tensor,
     entries: list[tuple[RequestSampling, SamplerState | None]],
     entropy: torch.Generator,
+    grammar: dict[int, torch.Tensor] | None = None,
 ) -> tuple[list[int], dict[str, torch.Tensor], list[int]]:
     """Sample every row; return the tokens, the logprob tensors (may be empty) and the rows they belong to.
 
+    ``grammar`` maps a row to its grammar bitmask (structured-output requests only).
     Logprob rows exist only for the requests that asked; they are padded to one
     width with token 0 and ``-inf`` (vLLM reads only each request's own count).
     """
     tokens: list[int] = []
     rows: list[tuple[int, tuple[torch.Tensor, torch.Tensor, int]]] = []
+    masks = grammar or {}
     for i, (row, (params, state)) in enumerate(zip(logits, entries, strict=True)):
-        out = sample_row(row, params, state, entropy)
+        out = sample_row(row, params, state, entropy, masks.get(i))
         tokens.append(out.token)
         if out.logprobs is not None:
             rows.append((i, out.logprobs))

@@ -34,6 +34,7 @@ from pccguard.enclave_runtime.vllm_executor.sampling import (
     Admission,
     SamplerRegistry,
     admission_tensors,
+    grammar_from_wire,
     sample_step,
 )
 
@@ -91,6 +92,11 @@ class PagedEnclaveServer(EnclaveServer):
             row += n
         if row != len(ids):
             return Message("error", {"code": "bad_request", "message": "token count mismatch"})
+        try:
+            sampled = sum(1 for r in reqs if r.get("sample"))
+            grammar = grammar_from_wire(msg.meta, msg.tensors, sampled, self.spec.vocab)
+        except ValueError as exc:
+            return Message("error", {"code": "bad_request", "message": f"grammar bitmask: {exc}"})
         started = time.perf_counter()
         tokens: list[int] = []
         lp: dict[str, torch.Tensor] = {}
@@ -101,7 +107,7 @@ class PagedEnclaveServer(EnclaveServer):
                 sampling = [r for r in reqs if r.get("sample")]
                 entries = [registry.entry(r) for r in sampling]
                 logits = self.paged.forward_paged(chunks, self.kv, [bool(r.get("sample")) for r in reqs])
-                tokens, lp, lp_rows = sample_step(logits, entries, registry.entropy)
+                tokens, lp, lp_rows = sample_step(logits, entries, registry.entropy, grammar)
         except AcceleratorLost as exc:
             self.broken = exc.one_line()
             return Message("error", {"code": "accelerator_lost", "message": exc.one_line()})

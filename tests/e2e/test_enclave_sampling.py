@@ -6,15 +6,20 @@ the seeded exponential race must agree exactly or to float tolerance. The
 second half drives vLLM's real ``EngineCore`` with the enclave executor:
 top-k 1 and a tiny top-p equal greedy, seeds reproduce, sampled tokens stay in
 the top-k set, logprobs equal the log-softmax of the reference logits,
-penalties and masks reach the enclave, unsupported parameters are refused
-without stopping the engine, and the per-request sampler state the enclave
-keeps is gone once vLLM reports the request finished.
+penalties and masks reach the enclave, a structured-output request follows
+its grammar exactly as an independent xgrammar-constrained reference does
+(and a request beside it in the same step is untouched), unsupported
+parameters are refused without stopping the engine, and the per-request
+sampler state the enclave keeps is gone once vLLM reports the request
+finished.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,6 +30,7 @@ import pytest
 import torch
 from vllm.exceptions import VLLMValidationError
 from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+from vllm.v1.core.sched.output import GrammarOutput
 from vllm.v1.engine import EngineCoreRequest
 from vllm.v1.sample.logits_processor.builtin import MinPLogitsProcessor
 from vllm.v1.sample.ops.bad_words import apply_bad_words
@@ -37,6 +43,7 @@ from pccguard.enclave_runtime.codec import Message
 from pccguard.enclave_runtime.errors import EnclaveRuntimeError
 from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.plan import all_enclave_plan
+from pccguard.enclave_runtime.vllm_executor.executor import EnclaveWorker, PreparedStep
 from pccguard.enclave_runtime.vllm_executor.sampling import (
     Admission,
     RequestSampling,
@@ -44,6 +51,9 @@ from pccguard.enclave_runtime.vllm_executor.sampling import (
     apply_min_p,
     apply_penalties,
     apply_top_k_top_p,
+    grammar_banned,
+    grammar_from_wire,
+    grammar_to_wire,
     random_sample,
     sample_row,
     token_masks,
@@ -219,15 +229,115 @@ def test_admission_wire_round_trip_and_hostile_values() -> None:
         Admission.from_wire(meta, {**tensors, "allowed": torch.tensor([VOCAB])}, VOCAB)
 
 
+def _random_bitmask(rows: int, words: int, seed: int) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.integers(-(2**31), 2**31, size=(rows, words), dtype=np.int32))
+
+
+def test_grammar_bitmask_equals_xgrammar() -> None:
+    """The enclave's bitmask rule is xgrammar's, the kernel vLLM's model runner applies."""
+    import xgrammar as xgr
+
+    logits = _logits(5, seed=31)
+    words = -(-VOCAB // 32)
+    for width in (words, 2):  # full width, and narrower than the vocabulary (the tail is left alone)
+        bitmask = _random_bitmask(5, width, seed=width)
+        bitmask[3] = -1  # every token allowed
+        bitmask[4] = 0  # none
+        expected = logits.clone()
+        with warnings.catch_warnings():  # xgrammar warns that a narrow bitmask leaves the tail unmasked
+            warnings.simplefilter("ignore", UserWarning)
+            xgr.apply_token_bitmask_inplace(expected, bitmask)
+        for i in range(5):
+            got = logits[i].clone().masked_fill_(grammar_banned(bitmask[i], VOCAB), float("-inf"))
+            assert torch.equal(got, expected[i]), (width, i)
+    assert not grammar_banned(torch.full((words,), -1, dtype=torch.int32), VOCAB).any()
+    assert grammar_banned(torch.zeros(words, dtype=torch.int32), VOCAB).all()
+
+
+def test_grammar_mask_comes_before_the_sampler() -> None:
+    """Greedy and seeded sampling stay in the allowed set; raw logprobs see the masked logits (vLLM's order)."""
+    entropy = torch.Generator().manual_seed(0)
+    row = _logits(1, seed=32)[0]
+    free = int(row.argmax())
+    mask = _random_bitmask(1, -(-VOCAB // 32), seed=33)[0]
+    word = (int(mask[free // 32]) & 0xFFFFFFFF) & ~(1 << (free % 32))  # forbid the unconstrained choice
+    mask[free // 32] = word - (1 << 32) if word >= 1 << 31 else word
+    banned = grammar_banned(mask, VOCAB)
+    allowed = set((~banned).nonzero().view(-1).tolist())
+    assert banned[free] and len(allowed) > 3
+    masked = row.masked_fill(banned, float("-inf"))
+    params = RequestSampling(temperature=0.0, logprobs=3)
+    assert sample_row(row, params, None, entropy).token == free  # the control: no mask, no constraint
+    got = sample_row(row, params, None, entropy, mask)
+    assert got.token == int(masked.argmax()) and got.token in allowed
+    assert got.logprobs is not None
+    ids, vals, rank = got.logprobs
+    assert set(ids.tolist()) <= allowed and rank == 1
+    assert torch.allclose(vals, masked.log_softmax(-1)[ids])
+    seeded = RequestSampling(temperature=1.5)
+    assert all(sample_row(row, seeded, None, entropy, mask).token in allowed for _ in range(50))
+
+
+def test_grammar_wire_round_trip_and_hostile_values() -> None:
+    words = -(-VOCAB // 32)
+    masks = {2: _random_bitmask(1, words, seed=1)[0], 0: _random_bitmask(1, words, seed=2)[0]}
+    meta, tensors = grammar_to_wire(masks)
+    back = grammar_from_wire(meta, tensors, 3, VOCAB)
+    assert sorted(back) == [0, 2] and all(torch.equal(back[k], masks[k]) for k in masks)
+    assert grammar_from_wire({}, {}, 3, VOCAB) == {}
+    good = tensors["grammar"]
+    hostile: list[tuple[dict[str, Any], dict[str, torch.Tensor], int]] = [
+        ({}, {"grammar": good}, 3),  # a bitmask without rows
+        ({"grammar_rows": [0, 2]}, {}, 3),  # rows without a bitmask
+        ({"grammar_rows": [0, 2]}, {"grammar": good.to(torch.int64)}, 3),
+        ({"grammar_rows": [0, 2]}, {"grammar": good[:, :-1]}, 3),  # narrower than the vocabulary
+        ({"grammar_rows": [0]}, {"grammar": good}, 3),
+        ({"grammar_rows": [0, 3]}, {"grammar": good}, 3),  # not a sampled row
+        ({"grammar_rows": [2, 2]}, {"grammar": good}, 3),
+        ({"grammar_rows": [0, 2]}, {"grammar": good}, 2),
+        ({"grammar_rows": "0,2"}, {"grammar": good}, 3),
+    ]
+    for bad_meta, bad_tensors, sampled in hostile:
+        with pytest.raises(ValueError):
+            grammar_from_wire(bad_meta, bad_tensors, sampled, VOCAB)
+
+
+def test_grammar_rows_go_to_their_requests_and_mismatches_stop_the_step() -> None:
+    """vLLM's ``GrammarOutput`` rows land on the right sampling requests; a missing or stray row is an error."""
+    words = -(-VOCAB // 32)
+
+    def item(sample: bool) -> dict[str, Any]:
+        return {"n": 1, "start": 0, "blocks": [0], "sample": sample}
+
+    # "b" is in a prefill chunk (no sample); "c" and "d" sample, and only "d" is structured.
+    step = PreparedStep(req_ids=["b", "c", "d"], zero=[], finished=[])
+    step.reqs = [item(False), item(True), item(True)]
+    step.structured = [1]
+    bitmask = _random_bitmask(1, words, seed=5).numpy()
+    rows = EnclaveWorker._grammar_rows(step, GrammarOutput(["d"], bitmask))
+    assert list(rows) == [1] and torch.equal(rows[1], torch.from_numpy(bitmask[0]))
+    mismatched = [
+        None,  # the structured request would sample unconstrained
+        GrammarOutput(["c"], bitmask),  # a row for an unconstrained request instead
+        GrammarOutput(["b"], bitmask),  # a row for a request that does not sample
+        GrammarOutput(["d", "c"], bitmask),  # rows that do not divide among their requests
+    ]
+    for output in mismatched:
+        with pytest.raises(RuntimeError):
+            EnclaveWorker._grammar_rows(step, output)
+    step.structured = []
+    assert EnclaveWorker._grammar_rows(step, None) == {}
+
+
 def test_refusal_names_what_the_enclave_cannot_do() -> None:
     config = SimpleNamespace(model_config=SimpleNamespace(logits_processors=None, return_sampling_mask=False))
     assert (
         refusal(SamplingParams(temperature=0.5, top_p=0.9, logprobs=2, logit_bias={3: 1.0}), config) is None
     )
-    cases = {
-        "structured_outputs": SamplingParams(structured_outputs=StructuredOutputsParams(regex="a+")),
-        "prompt_logprobs": SamplingParams(prompt_logprobs=1),
-    }
+    # Structured outputs are served: the grammar bitmask reaches the enclave with the step.
+    assert refusal(SamplingParams(structured_outputs=StructuredOutputsParams(regex="a+")), config) is None
+    cases = {"prompt_logprobs": SamplingParams(prompt_logprobs=1)}
     for name, params in cases.items():
         problem = refusal(params, config)
         assert problem is not None and problem[0] == name
@@ -255,7 +365,7 @@ def engine(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     )
     mp.setenv("PCCGUARD_CONFIG", str(config))
     mp.setenv("PCCGUARD_ENCLAVE_DEBUG", "1")
-    core = make_engine(tiny_llama)
+    core = make_engine(tiny_llama, skip_tokenizer_init=False)  # a tokenizer: the grammar backend needs one
     try:
         assert core.model_executor.worker.enclave.plan.name == all_enclave_plan().name
         yield core
@@ -424,14 +534,73 @@ def test_masks_and_min_tokens_reach_the_enclave(
     assert tokens_of(got, "min")[0] == int(torch.topk(logits[0], 2).indices[1])
 
 
+#: Short, bounded, and unlike anything the random tiny model says unconstrained.
+REGEX = r"(yes|no)-[0-9]{2}"
+
+
+def _grammar_reference(model: Path, vocab: int, prompt: list[int], max_new: int) -> list[int]:
+    """Greedy tokens under :data:`REGEX`, built without vLLM: xgrammar's matcher over the enclave runtime's logits."""
+    import xgrammar as xgr
+    from transformers import AutoTokenizer
+
+    info = xgr.TokenizerInfo.from_huggingface(AutoTokenizer.from_pretrained(str(model)), vocab_size=vocab)
+    matcher = xgr.GrammarMatcher(xgr.GrammarCompiler(info).compile_regex(REGEX))
+    bitmask = xgr.allocate_token_bitmask(1, vocab)
+    out: list[int] = []
+    with HybridExecutor.start(model, plan=all_enclave_plan(), device="cpu", timeout_s=120) as ex:
+        while len(out) < max_new and not matcher.is_terminated():
+            result = ex.generate(prompt + out, 1, return_logits=True)
+            assert result.logits is not None
+            row = result.logits.reshape(1, -1)[:, :vocab].float().clone()
+            matcher.fill_next_token_bitmask(bitmask)
+            xgr.apply_token_bitmask_inplace(row, bitmask)
+            token = int(row.argmax())
+            assert matcher.accept_token(token)
+            out.append(token)
+    return out
+
+
+def test_structured_output_follows_the_grammar_like_the_reference(
+    engine: Any, tiny_llama: Path, vocab: int, prompts: list[list[int]], reference: Any
+) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama))
+    grammar = StructuredOutputsParams(regex=REGEX)
+    params = SamplingParams(max_tokens=12, temperature=0.0, structured_outputs=grammar)
+    # What the frontend sets before a request reaches the engine core: the grammar backend, and EOS.
+    grammar._backend = "xgrammar"
+    params.update_from_generation_config({}, eos_token_id=tokenizer.eos_token_id)
+    constrained = EngineCoreRequest(
+        request_id="so",
+        prompt_token_ids=list(prompts[1]),
+        mm_features=None,
+        sampling_params=params,
+        pooling_params=None,
+        arrival_time=0.0,
+        lora_request=None,
+        cache_salt=None,
+        data_parallel_rank=None,
+    )
+    # A plain greedy request in the same steps: the bitmask must reach only its own row.
+    got = run(engine, [constrained, sampled_request("plain", prompts[0], temperature=0.0)])
+    tokens = tokens_of(got, "so")
+    expected = _grammar_reference(tiny_llama, vocab, prompts[1], 12)
+    assert tokens == expected
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    assert re.fullmatch(REGEX, text), text
+    assert tokens[-1] == tokenizer.eos_token_id  # the grammar ended the request
+    assert tokens_of(got, "plain") == reference[0][0]
+    # The control: the same prompt unconstrained says something else entirely.
+    assert not re.fullmatch(REGEX, tokenizer.decode(reference[1][0], skip_special_tokens=True))
+    assert engine.model_executor.worker.pending is None
+
+
 def test_unsupported_parameters_are_refused_and_the_engine_keeps_serving(
     engine: Any, prompts: list[list[int]], reference: Any
 ) -> None:
     install_enclave_request_checks()
-    refused = [
-        sampled_request("so", prompts[0], structured_outputs=StructuredOutputsParams(regex="[ab]+")),
-        sampled_request("plp", prompts[0], prompt_logprobs=1),
-    ]
+    refused = [sampled_request("plp", prompts[0], prompt_logprobs=1)]
     for req in refused:
         with pytest.raises(VLLMValidationError, match="enclave executor"):
             engine.preprocess_add_request(req)

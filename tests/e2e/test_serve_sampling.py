@@ -1,15 +1,18 @@
-"""``vllm serve`` with the enclave executor: logprobs over HTTP, unsupported parameters refused with a 400.
+"""``vllm serve`` with the enclave executor: logprobs and structured outputs over HTTP, the rest a 400.
 
 Completions (``logprobs: 2``) and chat (``logprobs: true, top_logprobs: 2``)
 return the sampled token's logprob and the top two, computed in the enclave;
-a request the enclave cannot honour (prompt logprobs, structured outputs) is
-answered 400 with a message naming the parameter, and the server keeps
+structured outputs (a regex, a JSON schema, a choice, OpenAI's
+``response_format``) come back in their grammar, where the same requests
+unconstrained do not; a request the enclave cannot honour (prompt logprobs)
+is answered 400 with a message naming the parameter, and the server keeps
 serving.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +29,9 @@ CONFIG = "profile: multi-tenant-baseline\nmitigations: {hybrid_executor_plan: al
 
 @pytest.fixture(scope="module")
 def server(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with running_server(tiny_llama, tmp_path_factory.mktemp("serve-sampling"), CONFIG) as s:
+    # JSON without free whitespace: a random model would otherwise fill max_tokens with it.
+    compact = ("--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}')
+    with running_server(tiny_llama, tmp_path_factory.mktemp("serve-sampling"), CONFIG, *compact) as s:
         yield s
 
 
@@ -73,10 +78,66 @@ def test_unsupported_parameters_get_400_and_the_server_keeps_serving(
         "model": str(tiny_llama),
         "messages": [{"role": "user", "content": "hello"}],
         "max_tokens": 2,
-        "response_format": {"type": "json_object"},
+        "prompt_logprobs": 1,
     }
     code, message = _refused(server, "/v1/chat/completions", chat)
     assert code == 400, message
-    assert "structured_outputs" in message
+    assert "prompt_logprobs" in message
     answer = server.post("/v1/completions", completion, TENANT)
     assert answer["usage"]["completion_tokens"] == 2
+
+
+REGEX = r"(yes|no)-[0-9]{2}"
+SCHEMA = {
+    "type": "object",
+    "properties": {"ok": {"type": "boolean"}, "level": {"enum": [1, 2, 3]}},
+    "required": ["ok", "level"],
+    "additionalProperties": False,
+}
+
+
+def _valid(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"ok", "level"}
+        and isinstance(value["ok"], bool)
+        and value["level"] in (1, 2, 3)
+    )
+
+
+def _parses(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def test_structured_outputs_follow_their_grammar(server: Server, tiny_llama: Path) -> None:
+    completion = {"model": str(tiny_llama), "prompt": "The enclave", "max_tokens": 12, "temperature": 0.0}
+
+    def text(body: dict[str, Any]) -> str:
+        return str(server.post("/v1/completions", completion | body, TENANT)["choices"][0]["text"])
+
+    free = text({})
+    assert not re.fullmatch(REGEX, free) and not _valid(_parses(free)), (
+        "the control: unconstrained is neither"
+    )
+    assert re.fullmatch(REGEX, text({"structured_outputs": {"regex": REGEX}}))
+    assert _valid(json.loads(text({"max_tokens": 40, "structured_outputs": {"json": SCHEMA}})))
+
+    chat = {
+        "model": str(tiny_llama),
+        "messages": [{"role": "user", "content": "approve?"}],
+        "max_tokens": 8,
+        "temperature": 0.0,
+    }
+
+    def content(body: dict[str, Any]) -> str:
+        return str(
+            server.post("/v1/chat/completions", chat | body, TENANT)["choices"][0]["message"]["content"]
+        )
+
+    assert content({}) not in ("approve", "deny")
+    assert content({"structured_outputs": {"choice": ["approve", "deny"]}}) in ("approve", "deny")
+    schema_format = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": SCHEMA}}
+    assert _valid(json.loads(content({"max_tokens": 60, "response_format": schema_format})))

@@ -3,12 +3,12 @@
 With ``EnclaveExecutor`` the logits exist only in the enclave, so the enclave
 samples (``pccguard.enclave_runtime.vllm_executor.sampling``): temperature,
 top-k/top-p/min-p, the three penalties, seeds, logprobs, ``logit_bias``,
-``allowed_token_ids``, bad words and ``min_tokens`` as vLLM does. Some
-parameters it cannot honour -- structured outputs (the grammar's token mask is
-computed by the engine core after the step has started), prompt logprobs,
-custom logits processors, thinking budgets, trace replay, watermarks, sampling
-masks -- and ignoring them would hand the client an answer that silently
-breaks its constraint.
+``allowed_token_ids``, bad words and ``min_tokens`` as vLLM does, and
+structured outputs under the grammar bitmask the engine core sends with the
+step. Some parameters it cannot honour -- prompt logprobs, custom logits
+processors, thinking budgets, trace replay, watermarks, sampling masks -- and
+ignoring them would hand the client an answer that silently breaks its
+constraint.
 
 vLLM 0.33 gives an executor no per-request validation hook, and an exception
 in ``execute_model`` kills the engine core with every request in it. vLLM
@@ -126,7 +126,7 @@ def install_frontend_check() -> None:
         if enclave is None:
             enclave = self.__dict__["_pccguard_enclave"] = uses_enclave_executor(self.vllm_config)
         sampling = enclave and isinstance(params, SamplingParams)
-        # Before vLLM's own checks: a structured-output request never reaches a grammar backend.
+        # Before vLLM's own checks, so that the parameter named is the one the enclave cannot honour.
         problem = refusal(params, self.vllm_config, watermarking=False) if sampling else None
         if problem is not None:
             raise _validation_error(problem)
