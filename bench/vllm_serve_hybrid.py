@@ -10,7 +10,10 @@ plugin active and the enclave executor, over the same generated LLaMA model:
   computed when the request needs it;
 * ``all-clear`` -- the same executor and processes with protection off: the
   same GEMMs offloaded in the clear, no blinding, no check;
-* ``all-enclave`` (context) -- nothing offloaded.
+* ``all-enclave`` (context) -- nothing offloaded;
+* ``hybrid-regex`` -- ``hybrid`` with every request under a structured-output
+  regex: each step waits for vLLM's grammar bitmask and sends it to the
+  enclave with the step (not in the default set; name it with ``--variants``).
 
 All run side by side in one run: every server is started first, then the same
 workload (fresh random prompts, streamed completions, a fixed number in
@@ -46,19 +49,25 @@ from _table import print_table  # noqa: E402
 
 from tests.e2e.server import running_server  # noqa: E402
 
-#: variant -> (partition plan, enclave mask pool in MiB)
-VARIANTS = {
-    "hybrid": ("default", 128),
-    "hybrid-online": ("default", 0),
-    "all-clear": ("all-clear", 0),
-    "all-enclave": ("all-enclave", 0),
+#: Never completes within the benchmark's token budget, so every request generates max_tokens tokens.
+LONG_REGEX = {"structured_outputs": {"regex": "[a-z ]{400}"}}
+#: variant -> (partition plan, enclave mask pool in MiB, extra request fields)
+VARIANTS: dict[str, tuple[str, int, dict[str, object]]] = {
+    "hybrid": ("default", 128, {}),
+    "hybrid-online": ("default", 0, {}),
+    "all-clear": ("all-clear", 0, {}),
+    "all-enclave": ("all-enclave", 0, {}),
+    "hybrid-regex": ("default", 128, LONG_REGEX),
 }
+DEFAULT_VARIANTS = ("hybrid", "hybrid-online", "all-clear", "all-enclave")
 TENANT = {"x-pccguard-tenant": "bench"}
 
 
-def stream_completion(base: str, model: str, prompt: list[int], max_tokens: int) -> tuple[float, int, float]:
+def stream_completion(
+    base: str, model: str, prompt: list[int], max_tokens: int, extra: dict[str, object]
+) -> tuple[float, int, float]:
     """One streamed completion: (time to first token, completion tokens, total seconds)."""
-    body = {
+    body = extra | {
         "model": model,
         "prompt": prompt,
         "max_tokens": max_tokens,
@@ -89,7 +98,12 @@ def stream_completion(base: str, model: str, prompt: list[int], max_tokens: int)
 
 
 def run_batch(
-    base: str, model: str, prompts: list[list[int]], max_tokens: int, concurrency: int
+    base: str,
+    model: str,
+    prompts: list[list[int]],
+    max_tokens: int,
+    concurrency: int,
+    extra: dict[str, object],
 ) -> tuple[float, list[float]]:
     """Send ``prompts`` with ``concurrency`` in flight; (completion tokens per second, TTFTs)."""
     queue = list(prompts)
@@ -103,7 +117,7 @@ def run_batch(
                 if not queue:
                     return
                 prompt = queue.pop()
-            ttft, tokens, _ = stream_completion(base, model, prompt, max_tokens)
+            ttft, tokens, _ = stream_completion(base, model, prompt, max_tokens, extra)
             with lock:
                 ttfts.append(ttft)
                 total[0] += tokens
@@ -126,7 +140,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=256, help="model width (the GEMMs the plans offload)")
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--idle-gap", type=float, default=8.0, help="seconds of idleness between batches")
     args = parser.parse_args()
     plans = [v for v in args.variants.split(",") if v]
@@ -147,7 +161,7 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         servers = {}
         for plan in plans:
-            partition, pool_mb = VARIANTS[plan]
+            partition, pool_mb, _ = VARIANTS[plan]
             config = f"profile: multi-tenant-baseline\nmitigations: {{hybrid_executor_plan: {partition}}}\n"
             servers[plan] = stack.enter_context(
                 running_server(
@@ -174,7 +188,12 @@ def main() -> int:
                     [rng.randrange(3, vocab) for _ in range(args.prompt_tokens)] for _ in range(args.requests)
                 ]
                 tps, ttfts = run_batch(
-                    servers[plan].base, str(model), prompts, args.max_tokens, args.concurrency
+                    servers[plan].base,
+                    str(model),
+                    prompts,
+                    args.max_tokens,
+                    args.concurrency,
+                    VARIANTS[plan][2],
                 )
                 if rnd:
                     results[plan]["tps"].append(tps)
