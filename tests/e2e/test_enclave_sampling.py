@@ -31,7 +31,6 @@ import torch
 from vllm.exceptions import VLLMValidationError
 from vllm.sampling_params import SamplingParams, StructuredOutputsParams
 from vllm.v1.core.sched.output import GrammarOutput
-from vllm.v1.engine import EngineCoreRequest
 from vllm.v1.sample.logits_processor.builtin import MinPLogitsProcessor
 from vllm.v1.sample.ops.bad_words import apply_bad_words
 from vllm.v1.sample.ops.penalties import apply_all_penalties
@@ -58,6 +57,7 @@ from pccguard.enclave_runtime.vllm_executor.sampling import (
     sample_row,
     token_masks,
 )
+from tests.cpu_vllm import core_request
 from tests.e2e.support import make_engine
 
 VOCAB = 97
@@ -394,18 +394,8 @@ def reference(tiny_llama: Path, prompts: list[list[int]]) -> list[tuple[list[int
 
 
 def sampled_request(req_id: str, tokens: list[int], *, max_tokens: int = MAX_NEW, **params: Any) -> Any:
-    """``support.request`` with sampling parameters (vLLM's defaults otherwise: temperature 1)."""
-    return EngineCoreRequest(
-        request_id=req_id,
-        prompt_token_ids=list(tokens),
-        mm_features=None,
-        sampling_params=SamplingParams(max_tokens=max_tokens, ignore_eos=True, **params),
-        pooling_params=None,
-        arrival_time=0.0,
-        lora_request=None,
-        cache_salt=None,
-        data_parallel_rank=None,
-    )
+    """``core_request`` with sampling parameters (vLLM's defaults otherwise: temperature 1)."""
+    return core_request(req_id, tokens, max_tokens=max_tokens, sampling={"temperature": 1.0, **params})
 
 
 def run(engine: Any, reqs: list[Any], max_steps: int = 200) -> dict[str, list[tuple[int, Any]]]:
@@ -567,21 +557,12 @@ def test_structured_output_follows_the_grammar_like_the_reference(
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_llama))
     grammar = StructuredOutputsParams(regex=REGEX)
-    params = SamplingParams(max_tokens=12, temperature=0.0, structured_outputs=grammar)
+    constrained = sampled_request(
+        "so", prompts[1], max_tokens=12, temperature=0.0, ignore_eos=False, structured_outputs=grammar
+    )
     # What the frontend sets before a request reaches the engine core: the grammar backend, and EOS.
     grammar._backend = "xgrammar"
-    params.update_from_generation_config({}, eos_token_id=tokenizer.eos_token_id)
-    constrained = EngineCoreRequest(
-        request_id="so",
-        prompt_token_ids=list(prompts[1]),
-        mm_features=None,
-        sampling_params=params,
-        pooling_params=None,
-        arrival_time=0.0,
-        lora_request=None,
-        cache_salt=None,
-        data_parallel_rank=None,
-    )
+    constrained.sampling_params.update_from_generation_config({}, eos_token_id=tokenizer.eos_token_id)
     # A plain greedy request in the same steps: the bitmask must reach only its own row.
     got = run(engine, [constrained, sampled_request("plain", prompts[0], temperature=0.0)])
     tokens = tokens_of(got, "so")
