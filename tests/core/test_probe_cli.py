@@ -197,6 +197,12 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
+def _run(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> CliResult:
+    """Run a command line in its own process from the repository root, with the clean :func:`_env`."""
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=_env(env), cwd=REPO)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
 def _probe_argv(base: str, out: Path, *extra: str, trials: int = 12) -> list[str]:
     return [
         sys.executable,
@@ -222,15 +228,7 @@ def probe(
     base: str, out: Path, *extra: str, trials: int = 12, env: dict[str, str] | None = None
 ) -> tuple[CliResult, dict[str, Any]]:
     """Run ``pccguard probe`` in its own process; return its result and the JSON report it wrote."""
-    proc = subprocess.run(
-        _probe_argv(base, out, *extra, trials=trials),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_env(env),
-        cwd=REPO,
-    )
-    result = CliResult(proc.returncode, proc.stdout, proc.stderr)
+    result = _run(_probe_argv(base, out, *extra, trials=trials), timeout=120, env=env)
     assert "Traceback" not in result.stderr, result.stderr
     report = json.loads((out / "probe.json").read_text(encoding="utf-8"))
     return result, report
@@ -460,26 +458,8 @@ def bad_argument_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         name, args, env, _ = case
         out = root / name / "report"
         argv = [a.format(base=engine.base, port=engine.port) for a in args]
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pccguard.cli",
-                "probe",
-                argv[0],
-                "--model",
-                "m",
-                "--out",
-                str(out),
-                *argv[1:],
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=_env(env),
-            cwd=REPO,
-        )
-        return name, CliResult(proc.returncode, proc.stdout, proc.stderr), out
+        command = [sys.executable, "-m", "pccguard.cli", "probe", argv[0], "--model", "m", "--out", str(out)]
+        return name, _run([*command, *argv[1:]], timeout=60, env=env), out
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = {name: (result, out) for name, result, out in pool.map(one, BAD_ARGUMENTS)}
@@ -502,36 +482,22 @@ def test_out_that_is_a_file_is_refused_before_probing(engine_factory: Any, tmp_p
     engine = engine_factory("shared")
     out = tmp_path / "taken"
     out.write_text("keep me", encoding="utf-8")
-    proc = subprocess.run(
-        _probe_argv(engine.base, out, "--victim-tenant", "a", "--attacker-tenant", "b"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(),
-        cwd=REPO,
-    )
-    assert_clean_error(CliResult(proc.returncode, proc.stdout, proc.stderr), "existing file")
+    result = _run(_probe_argv(engine.base, out, "--victim-tenant", "a", "--attacker-tenant", "b"), timeout=60)
+    assert_clean_error(result, "existing file")
     assert out.read_text(encoding="utf-8") == "keep me"
     assert engine.seen == []
 
 
 def test_module_entry_point_is_the_same_command(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pccguard.probe.cli",
-            "ftp://x/v1",
-            "--model",
-            "m",
-            "--out",
-            str(tmp_path / "r"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_env(),
-        cwd=REPO,
-    )
-    assert_clean_error(CliResult(proc.returncode, proc.stdout, proc.stderr), "scheme")
+    argv = [
+        sys.executable,
+        "-m",
+        "pccguard.probe.cli",
+        "ftp://x/v1",
+        "--model",
+        "m",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    assert_clean_error(_run(argv, timeout=60), "scheme")
     assert not (tmp_path / "r").exists()
