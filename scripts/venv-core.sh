@@ -10,6 +10,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/pccguar
   exit 0
 fi
 LOG="$VENV.install.log"
+bash scripts/need-disk.sh venv-core 1 "$VENV"
 echo "setting up $VENV (log: $LOG)"
 python3 -m venv "$VENV"
 if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip \

@@ -20,6 +20,7 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/python" ]]; t
     exit 0
 fi
 
+bash scripts/need-disk.sh venv-enclave 3 "$venv"
 [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q -c requirements/constraints.txt -r requirements/enclave.txt

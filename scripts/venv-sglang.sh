@@ -31,6 +31,7 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$key" && -x "$venv/bin/python" ]]; th
   exit 0
 fi
 
+bash scripts/need-disk.sh venv-sglang 5 "$venv"
 echo "venv-sglang: building $venv"
 if [[ ! -x "$venv/bin/python" ]]; then
   "$python" -m venv "$venv"

@@ -21,6 +21,7 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/python" ]]; t
   exit 0
 fi
 
+bash "$ROOT/scripts/need-disk.sh" venv-vllm 5 "$VENV"
 start=$(date +%s)
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
