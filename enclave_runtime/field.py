@@ -202,22 +202,37 @@ def matmul_mod(x: torch.Tensor, w_q: torch.Tensor, wmax: int | None = None) -> t
 # --------------------------------------------------------------------------- Freivalds
 
 
+#: Products of 16-bit limbs are below 2^32, so 2^21 of them sum below 2^53: exact in float64.
+_DOT_CHUNK = 1 << 21
+
+
 def _dot_mod_rows(a: torch.Tensor, b: torch.Tensor) -> list[int]:
-    """Per-row ``Σ a[i, j]·b[j] mod p`` for field elements, exact (16-bit limbs, int64 sums)."""
+    """Per-row ``Σ a[i, j]·b[j] mod p`` for field elements, exact.
+
+    Both sides are cut into three 16-bit limbs and the nine limb dot products of
+    every row come out of one float64 GEMM, exact while each sum stays below
+    2^53 (``_DOT_CHUNK`` terms); longer vectors are summed chunk by chunk in
+    int64. BLAS runs this in a fraction of the time an int64 ``einsum`` takes,
+    and it runs on every offloaded product (the Freivalds check).
+    """
     a = a.to("cpu", torch.int64)
     b = b.to("cpu", torch.int64)
-    mask = (1 << 16) - 1
-    al = torch.stack([(a >> (16 * i)) & mask for i in range(3)], dim=1)  # [n, 3, d]
-    bl = torch.stack([(b >> (16 * j)) & mask for j in range(3)], dim=1)  # [d, 3]
-    if a.shape[1] > (1 << 30):
+    n, d = a.shape
+    if d > (1 << 30):
         raise ValueError("vector too long for the exact dot product")
-    parts = torch.einsum("nid,dj->nij", al, bl).tolist()  # each < 2^32·d < 2^63
+    mask = (1 << 16) - 1
+    al = torch.cat([(a >> (16 * i)) & mask for i in range(3)]).to(torch.float64)  # [3n, d], limb-major
+    bl = torch.stack([(b >> (16 * j)) & mask for j in range(3)], dim=1).to(torch.float64)  # [d, 3]
+    sums = torch.zeros(3 * n, 3, dtype=torch.int64)
+    for start in range(0, d, _DOT_CHUNK):
+        sums += (al[:, start : start + _DOT_CHUNK] @ bl[start : start + _DOT_CHUNK]).to(torch.int64)
+    parts = sums.reshape(3, n, 3).tolist()  # [limb of a, row, limb of b]
     out = []
-    for row in parts:
+    for row in range(n):
         total = 0
         for i in range(3):
             for j in range(3):
-                total += row[i][j] << (16 * (i + j))
+                total += parts[i][row][j] << (16 * (i + j))
         out.append(total % P)
     return out
 

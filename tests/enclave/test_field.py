@@ -62,6 +62,23 @@ def test_freivalds_catches_a_wrong_product() -> None:
     assert not F.freivalds_ok(x, bad, s, w_s)
 
 
+@pytest.mark.parametrize("chunk", [None, 999])
+def test_exact_dot_products_match_python_integers(chunk: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Freivalds dot products are exact over the LM head's width, worst-case limbs included."""
+    if chunk is not None:  # several float64 chunks summed in int64: the path of very long vectors
+        monkeypatch.setattr(F, "_DOT_CHUNK", chunk)
+    a = F.random_field((3, 32000))
+    b = F.random_field((32000,))
+    a[2] = F.P - 1  # every limb of every element at its largest
+    b[:100] = F.P - 1
+    want = [sum(x * y for x, y in zip(row, b.tolist(), strict=True)) % F.P for row in a.tolist()]
+    assert F._dot_mod_rows(a, b) == want
+    # Control: one unit off in one element changes exactly that row's result.
+    a[1, 12345] = (a[1, 12345] + 1) % F.P
+    got = F._dot_mod_rows(a, b)
+    assert got[0] == want[0] and got[2] == want[2] and got[1] == (want[1] + int(b[12345])) % F.P
+
+
 def test_codec_round_trip_and_rejections() -> None:
     msg = codec.Message(
         "gemm", {"layer": 1}, {"x": F.random_field((2, 5)), "f": torch.randn(3)}, frozenset({"x"})
