@@ -1,12 +1,15 @@
 """Throughput of the enclave runtime: unprotected vs all-in-enclave vs hybrid (Mode P), same model, same machine.
 
-Usage: ``python bench/enclave_throughput.py [--hidden 1024] [--layers 8] [--new 32] [--json out.json]``.
+Usage: ``python bench/enclave_throughput.py [--hidden 1024] [--layers 8] [--new 32] [--device auto]
+[--json out.json]``.
 
-* unprotected — ``transformers`` ``LlamaForCausalLM`` with the LoRA merged, float32, every core.
+* unprotected — ``transformers`` ``LlamaForCausalLM`` with the LoRA merged, float32, every core;
+  with a GPU, also the same model on the GPU (the baseline a GPU server would run).
 * all-enclave — the enclave process runs every op (the TEE-only baseline), every core.
 * hybrid — the default plan: public GEMMs blinded on the accelerator process, the
-  rest in the enclave process, one core each. The online path uses blinding
-  factors precomputed offline; the offline cost is reported separately.
+  rest in the enclave process, half the cores each. The online path uses blinding
+  factors precomputed offline; the offline cost is reported separately. With a GPU
+  the accelerator process runs once on the CPU (the control) and once on the GPU.
 
 Traffic is counted from the enclave's own counters (payload elements per token
 per layer) and compared with the notes' budget formula for the same dimensions.
@@ -15,18 +18,22 @@ per layer) and compared with the notes' budget formula for the same dimensions.
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import os
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pccguard.enclave_runtime import synthetic
+from pccguard.enclave_runtime.accelerator import pick_device
 from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.plan import all_enclave_plan, default_plan
 
@@ -53,6 +60,7 @@ def machine() -> dict[str, Any]:
         "ram_gib": round(mem_kb / 2**20, 1),
         "torch": torch.__version__,
         "cuda": torch.cuda.is_available(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
 
@@ -64,49 +72,67 @@ def budget_elems(hidden: int, q_dim: int, kv_dim: int, inter: int) -> tuple[int,
 
 
 def bench_all(
-    model_dir: Path, adapter_dir: Path, prompt: list[int], new: int, repeats: int
+    model_dir: Path, adapter_dir: Path, prompt: list[int], new: int, repeats: int, device: str
 ) -> dict[str, Any]:
-    """Time the three modes round-robin (``repeats`` rounds, best per mode) so load drift hits all alike."""
+    """Time every mode round-robin (``repeats`` rounds, best per mode) so load drift hits all alike.
+
+    With a GPU (``device`` resolves to CUDA) two rows join the CPU ones: the
+    unprotected model on the GPU, and the hybrid with its accelerator process on
+    the GPU; the hybrid with a CPU accelerator stays as the control, so one run
+    shows what the GPU buys each side.
+    """
     cores = os.cpu_count() or 1
     half = max(1, cores // 2)
+    gpu = pick_device(device).type == "cuda"
     reference = synthetic.reference_model(model_dir, adapter_dir).merge_and_unload().eval()
-    start = time.perf_counter()
-    tee = HybridExecutor.start(
-        model_dir, adapter_dir, plan=all_enclave_plan(), enclave_threads=cores, timeout_s=600
-    )
-    tee_startup = time.perf_counter() - start
-    start = time.perf_counter()
-    hyb = HybridExecutor.start(
-        model_dir,
-        adapter_dir,
-        plan=default_plan(),
-        enclave_threads=half,
-        accelerator_threads=max(1, cores - half),
-        timeout_s=600,
-    )
-    hyb_startup = time.perf_counter() - start
+    reference_gpu = copy.deepcopy(reference).to("cuda") if gpu else None
+    startup: dict[str, float] = {}
+    executors: dict[str, HybridExecutor] = {}
+
+    def start(name: str, **kwargs: Any) -> None:
+        t0 = time.perf_counter()
+        executors[name] = HybridExecutor.start(model_dir, adapter_dir, timeout_s=600, **kwargs)
+        startup[name] = time.perf_counter() - t0
+
+    rows = len(prompt) + new - 1  # token rows through each layer group per request
+    hybrid_devices = ["cpu", "cuda"] if gpu else ["cpu"]
     try:
-        rows = len(prompt) + new - 1  # token rows through each layer group per request
-        offline = hyb.precompute(rows * (repeats + 1))
+        start("all_enclave", plan=all_enclave_plan(), enclave_threads=cores)
+        for dev in hybrid_devices:
+            start(
+                f"hybrid_{dev}",
+                plan=default_plan(),
+                device=dev,
+                enclave_threads=half,
+                accelerator_threads=max(1, cores - half),
+            )
+        offline = {dev: executors[f"hybrid_{dev}"].precompute(rows * (repeats + 1)) for dev in hybrid_devices}
         torch.set_num_threads(cores)
-        synthetic.reference_greedy(reference, prompt, 2)  # warm-up
-        tee.generate(prompt, 2)
-        hyb.generate(prompt, new)  # warm-up; consumes its own precomputed rows
-        before = hyb.stats()
-        times: dict[str, list[float]] = {"unprotected": [], "all_enclave": [], "hybrid": []}
+        modes: dict[str, Callable[[], object]] = {
+            "unprotected": lambda: synthetic.reference_greedy(reference, prompt, new)
+        }
+        if reference_gpu is not None:
+            modes["unprotected_gpu"] = lambda: synthetic.reference_greedy(reference_gpu, prompt, new)
+        modes["all_enclave"] = lambda: executors["all_enclave"].generate(prompt, new)
+        for dev in hybrid_devices:
+            modes[f"hybrid_{dev}"] = functools.partial(executors[f"hybrid_{dev}"].generate, prompt, new)
+        for fn in modes.values():  # warm-up round; a hybrid consumes its own precomputed rows
+            fn()
+        main_hybrid = executors[f"hybrid_{hybrid_devices[-1]}"]
+        before = main_hybrid.stats()
+        times: dict[str, list[float]] = {name: [] for name in modes}
         for _ in range(repeats):
-            for name, fn in (
-                ("unprotected", lambda: synthetic.reference_greedy(reference, prompt, new)),
-                ("all_enclave", lambda: tee.generate(prompt, new)),
-                ("hybrid", lambda: hyb.generate(prompt, new)),
-            ):
+            for name, fn in modes.items():
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)
-        after = hyb.stats()
+        after = main_hybrid.stats()
+        accelerator_devices = {
+            dev: str(executors[f"hybrid_{dev}"].ready.get("accelerator_device")) for dev in hybrid_devices
+        }
     finally:
-        tee.close()
-        hyb.close()
+        for ex in executors.values():
+            ex.close()
     rows_done = rows * repeats  # token rows through each layer group (prefill rows included)
     steps = new * repeats  # forward passes = generated tokens (lm_head runs once per pass)
 
@@ -118,9 +144,10 @@ def bench_all(
     return {
         "times": times,
         "best": {k: min(v) for k, v in times.items()},
-        "startup_s": {"all_enclave": tee_startup, "hybrid": hyb_startup},
+        "startup_s": startup,
         "offline_s": offline,
-        "offline_s_per_token": offline / (rows * (repeats + 1)),
+        "offline_s_per_token": {dev: s / (rows * (repeats + 1)) for dev, s in offline.items()},
+        "accelerator_devices": accelerator_devices,
         "elems_up_per_token": {g: per(g, "elems_up") for g in groups},
         "elems_down_per_token": {g: per(g, "elems_down") for g in groups},
         "pool_miss_rows": after["pool_miss_rows"] - before["pool_miss_rows"],
@@ -140,8 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompt", type=int, default=16)
     ap.add_argument("--new", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the accelerator process and the GPU baseline run (auto: CUDA when present)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA device is available")
 
     info = machine()
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         lora = synthetic.make_lora(base, Path(tmp) / "lora", rank=args.rank, alpha=2.0 * args.rank)
         prompt = [(7 * i + 3) % args.vocab for i in range(args.prompt)]
-        hybrid = bench_all(base, lora, prompt, args.new, args.repeats)
+        hybrid = bench_all(base, lora, prompt, args.new, args.repeats, args.device)
     best = hybrid["best"]
     unprotected = best["unprotected"]
     info["loadavg_after"] = os.getloadavg()
@@ -170,31 +205,40 @@ def main(argv: list[str] | None = None) -> int:
     up = sum(hybrid["elems_up_per_token"].get(g, 0) for g in layer_groups) / args.layers
     down = sum(hybrid["elems_down_per_token"].get(g, 0) for g in layer_groups) / args.layers
     tok = args.new
-    rows = [
-        ("unprotected (transformers, fp32)", unprotected),
-        ("all-in-enclave (TEE-only)", best["all_enclave"]),
-        ("hybrid Mode P, online", best["hybrid"]),
-    ]
+    labels = {
+        "unprotected": "unprotected (transformers, fp32, CPU)",
+        "unprotected_gpu": "unprotected (transformers, fp32, GPU)",
+        "all_enclave": "all-in-enclave (TEE-only, CPU)",
+        "hybrid_cpu": "hybrid Mode P, online, CPU accelerator",
+        "hybrid_cuda": "hybrid Mode P, online, GPU accelerator",
+    }
+    gpu_base = best.get("unprotected_gpu")
     print(
         f"machine: {info['nproc']} cores, {info['cpu']}, {info['ram_gib']} GiB RAM, torch {info['torch']}, "
-        f"CUDA {'yes' if info['cuda'] else 'no'}"
+        f"CUDA {info['gpu'] if info['cuda'] else 'no'}"
     )
     print(
         f"model: LLaMA hidden {args.hidden}, intermediate {args.intermediate}, {args.layers} layers, "
         f"{args.heads}/{args.kv_heads} heads, vocab {args.vocab}, LoRA r={args.rank} on all projections; "
         f"prompt {args.prompt}, {tok} new tokens, best of {args.repeats}"
     )
-    print(f"{'mode':<36} {'s/request':>10} {'tokens/s':>9} {'x unprotected':>14}")
-    for name, secs in rows:
-        print(f"{name:<36} {secs:>10.3f} {tok / secs:>9.2f} {secs / unprotected:>14.2f}")
+    header = f"{'mode':<42} {'s/request':>10} {'tokens/s':>9} {'x unprot. CPU':>14}"
+    print(header + (f" {'x unprot. GPU':>14}" if gpu_base else ""))
+    for name, secs in best.items():
+        line = f"{labels[name]:<42} {secs:>10.3f} {tok / secs:>9.2f} {secs / unprotected:>14.2f}"
+        print(line + (f" {secs / gpu_base:>14.2f}" if gpu_base else ""))
+    for dev, per_token in hybrid["offline_s_per_token"].items():
+        print(
+            f"hybrid offline precompute ({dev} accelerator): {per_token * 1e3:.1f} ms per token "
+            "(enclave, one GEMM pass in exact field arithmetic)"
+        )
     print(
-        f"hybrid offline precompute: {hybrid['offline_s_per_token'] * 1e3:.1f} ms per token "
-        f"(enclave, one GEMM pass in exact field arithmetic); pool misses online: {hybrid['pool_miss_rows']}"
+        f"accelerator process devices: {hybrid['accelerator_devices']}; "
+        f"pool misses online: {hybrid['pool_miss_rows']}"
     )
-    print(
-        f"hybrid / all-in-enclave time: {best['hybrid'] / best['all_enclave']:.2f}; "
-        f"load average after the run: {info['loadavg_after'][0]:.2f} on {info['nproc']} cores"
-    )
+    for name in (k for k in best if k.startswith("hybrid")):
+        print(f"{name} / all-in-enclave time: {best[name] / best['all_enclave']:.2f}")
+    print(f"load average after the run: {info['loadavg_after'][0]:.2f} on {info['nproc']} cores")
     print(
         f"traffic per token per layer: up {up:.0f} + down {down:.0f} = {up + down:.0f} elements "
         f"(budget formula: {up_b} + {down_b} = {up_b + down_b}); "

@@ -112,8 +112,13 @@ def reference_model(model_dir: str | Path, adapter_dir: str | Path | None = None
 def reference_greedy(
     model: torch.nn.Module, prompt: list[int], max_new: int
 ) -> tuple[list[int], torch.Tensor]:
-    """Greedy decoding with the KV cache; returns tokens and the logits that chose each one."""
-    ids = torch.tensor([prompt])
+    """Greedy decoding with the KV cache; returns tokens and the logits (on the CPU) that chose each one.
+
+    Runs on whatever device the model's parameters are on, so the same reference
+    serves as the unprotected GPU baseline.
+    """
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt], device=device)
     out = model(input_ids=ids, use_cache=True)
     past = out.past_key_values
     logits = out.logits[0, -1]
@@ -125,7 +130,7 @@ def reference_greedy(
         all_logits.append(logits.clone())
         if step == max_new - 1:
             break
-        out = model(input_ids=torch.tensor([[tok]]), past_key_values=past, use_cache=True)
+        out = model(input_ids=torch.tensor([[tok]], device=device), past_key_values=past, use_cache=True)
         past = out.past_key_values
         logits = out.logits[0, -1]
-    return tokens, torch.stack(all_logits)
+    return tokens, torch.stack(all_logits).cpu()

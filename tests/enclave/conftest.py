@@ -22,6 +22,19 @@ VOCAB = 256
 REPORT: list[str] = []
 
 
+def greedy_against_reference(
+    ex: HybridExecutor, reference: Any, prompt: list[int], max_new: int
+) -> tuple[list[int], float]:
+    """Greedy tokens of ``ex``, asserted equal to the ``transformers`` reference's, and the worst
+    relative logit error over the steps (max abs difference over the reference's max abs logit)."""
+    out = ex.generate(prompt, max_new, return_logits=True)
+    ref_tokens, ref_logits = synthetic.reference_greedy(reference, prompt, max_new)
+    assert out.tokens == ref_tokens
+    assert out.logits is not None
+    err = float(((out.logits - ref_logits).abs().amax(-1) / ref_logits.abs().amax(-1)).max())
+    return out.tokens, err
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for line in REPORT:
         terminalreporter.write_line(f"enclave: {line}")
