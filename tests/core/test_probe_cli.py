@@ -359,6 +359,17 @@ def test_server_killed_mid_probe_gives_an_incomplete_report(engine_factory: Any,
     assert time.monotonic() - started < 30
 
 
+def _sigint_as_from_a_terminal() -> None:
+    """Give the child SIGINT's default action, as a terminal's Ctrl-C finds it.
+
+    A shell that starts a job in the background hands it SIGINT ignored, and a
+    Python started so keeps ignoring it (it raises KeyboardInterrupt only where
+    the parent left SIGINT alone); a test suite run that way would otherwise
+    test nothing here.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_writes_an_incomplete_report(engine_factory: Any, tmp_path: Path) -> None:
     engine = engine_factory("shared")
     out = tmp_path / "report"
@@ -369,6 +380,7 @@ def test_ctrl_c_writes_an_incomplete_report(engine_factory: Any, tmp_path: Path)
         text=True,
         env=_env(),
         cwd=REPO,
+        preexec_fn=_sigint_as_from_a_terminal,
     )
     try:
         deadline = time.monotonic() + 60
