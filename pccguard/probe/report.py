@@ -14,11 +14,14 @@ import html
 import io
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pccguard.errors import InputError
 from pccguard.output import write_atomic
@@ -46,31 +49,53 @@ def write_json(report: AuditReport, path: Path) -> None:
     write_atomic(path, render_json(report))
 
 
+def _ms(value_ms: float) -> str:
+    return f"{value_ms:.0f}" if value_ms >= 100 else f"{value_ms:.1f}"
+
+
+def _pair(r: dict[str, Any], hit: str, control: str, fmt: Callable[[Any], str] = str) -> str:
+    return f"{fmt(r[hit])}/{fmt(r[control])}" if hit in r and control in r else "-"
+
+
+def _accuracy(r: dict[str, Any]) -> str:
+    ci = r.get("classifier_ci95")
+    return f"{r['classifier_accuracy']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "-"
+
+
+def _sharing(section: Section) -> Text:
+    """The decision in words, coloured by what it means for this section (a hit is the goal of the control)."""
+    shared = section.result.get("sharing_detected")
+    if shared is None:
+        return Text("?", style="yellow")
+    expected = section.name == "positive_control"
+    return Text("yes" if shared else "no", style="green" if shared == expected else "bold red")
+
+
+#: The table's rows: a label and how a section's result shows in it.
+_ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
+    ("probes hit/ctl", lambda r: f"{r.get('n_hit', 0)}/{r.get('n_control', 0)}"),
+    ("TTFT ms hit/ctl", lambda r: _pair(r, "median_hit_ms", "median_control_ms", _ms)),
+    ("KS p", lambda r: f"{r['ks_p_value']:.2g}" if "ks_p_value" in r else "-"),
+    ("accuracy [95% CI]", _accuracy),
+    ("cached tokens", lambda r: "-" if r.get("cached_tokens_max") is None else str(r["cached_tokens_max"])),
+)
+
+
 def table(report: AuditReport) -> Table:
+    """The terminal summary: one column per section, one row per measure.
+
+    Sections are columns so the table fits an 80-column terminal (a CI log, a
+    piped run) with every section name and confidence interval whole; the
+    JSON report has the rest.
+    """
     title = "pccguard probe" + ("" if report.complete else " -- INCOMPLETE")
-    t = Table(title=title, caption=report.verdict)
-    for col in (
-        "section",
-        "hits/controls",
-        "median ms (hit/ctl)",
-        "KS p",
-        "classifier acc [95% CI]",
-        "cached",
-        "sharing",
-    ):
-        t.add_column(col)
+    t = Table(title=title, caption=report.verdict, box=box.SIMPLE_HEAD, show_edge=False)
+    t.add_column("", no_wrap=True, style="bold")
     for s in report.sections:
-        r = s.result
-        ci = r.get("classifier_ci95")
-        t.add_row(
-            s.name,
-            f"{r.get('n_hit', 0)}/{r.get('n_control', 0)}",
-            f"{r['median_hit_ms']:.1f}/{r['median_control_ms']:.1f}" if "median_hit_ms" in r else "-",
-            f"{r['ks_p_value']:.2g}" if "ks_p_value" in r else "-",
-            f"{r['classifier_accuracy']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "-",
-            str(r.get("cached_tokens_max")),
-            {True: "yes", False: "no", None: "?"}[r.get("sharing_detected")],
-        )
+        t.add_column(s.name, no_wrap=True)
+    for label, show in _ROWS:
+        t.add_row(label, *(show(s.result) for s in report.sections))
+    t.add_row("sharing", *(_sharing(s) for s in report.sections))
     return t
 
 

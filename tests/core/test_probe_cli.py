@@ -258,6 +258,16 @@ def assert_secrets_absent(secrets: list[str], result: CliResult, out: Path) -> N
             assert secret.encode() not in data, f"{name} contains an API key"
 
 
+def assert_table_readable_at_80_columns(report: dict[str, Any], stdout: str) -> None:
+    """The terminal table, as a CI log shows it, keeps every section name and interval whole."""
+    assert max(len(line) for line in stdout.splitlines()) <= 80
+    for s in report["sections"]:
+        assert s["name"] in stdout
+        r = s["result"]
+        lo, hi = r["classifier_ci95"]
+        assert f"{r['classifier_accuracy']:.2f} [{lo:.2f}, {hi:.2f}]" in stdout
+
+
 # --------------------------------------------------------------------------- audits
 
 
@@ -270,9 +280,10 @@ def test_shared_cache_is_detected(engine_factory: Any, tmp_path: Path) -> None:
         tmp_path / "report",
         *("--victim-key", keys[0], "--attacker-key", keys[1]),
         *("--victim-tenant", "alice", "--attacker-tenant", "mallory"),
-        env={var: f"http://127.0.0.1:{decoy.port}" for var in PROXY_VARS},
+        env={"COLUMNS": "80", **{var: f"http://127.0.0.1:{decoy.port}" for var in PROXY_VARS}},
     )
     assert result.returncode == 1, (result.stdout, result.stderr)
+    assert_table_readable_at_80_columns(report, result.stdout)
     assert report["complete"] and report["error"] is None
     assert report["verdict"].startswith("FAIL")
     control, cross = section(report, "positive_control"), section(report, "cross_tenant")
