@@ -49,6 +49,8 @@ anchor blossom canyon dragon ember feather glacier hollow island jungle kettle l
 mirror needle oyster pillow quartz rocket shadow timber umbrella valley walnut yonder
 """
 WORDS = tuple(_WORD_TEXT.split())
+#: The section where the victim probes itself: hits there are the goal, not a finding.
+POSITIVE_CONTROL = "positive_control"
 
 
 @dataclass
@@ -150,7 +152,7 @@ def _prompt(rng: random.SystemRandom, words: int) -> str:
 
 
 def verdict(sections: dict[str, Section], complete: bool) -> str:
-    control = sections.get("positive_control")
+    control = sections.get(POSITIVE_CONTROL)
     cross = sections.get("cross_tenant")
     if control is None or control.result.get("sharing_detected") is not True:
         return "inconclusive: the positive control did not detect same-identity hits"
@@ -172,7 +174,7 @@ def run_audit(cfg: AuditConfig, on_request: Callable[[], None] | None = None) ->
     order = random.Random(cfg.seed if cfg.seed is not None else secrets.randbits(32))
     victim_extra = {"cache_salt": cfg.victim_salt} if cfg.victim_salt else None
     plan = [
-        Section("positive_control", cfg.victim.name, cfg.victim.name),
+        Section(POSITIVE_CONTROL, cfg.victim.name, cfg.victim.name),
         Section("cross_tenant", cfg.victim.name, cfg.attacker.name),
         Section("salt_copy", cfg.victim.name, cfg.attacker.name),
     ]
@@ -195,7 +197,7 @@ def run_audit(cfg: AuditConfig, on_request: Callable[[], None] | None = None) ->
             attacker = who[section.attacker]
             copy = {"cache_salt": cfg.victim_salt or cfg.victim.tenant or cfg.victim.name}
             attacker_extra = copy if section.name == "salt_copy" else None
-            if section.name == "positive_control":
+            if section.name == POSITIVE_CONTROL:
                 attacker_extra = victim_extra
             kinds = ["hit"] * cfg.trials + ["control"] * cfg.trials
             order.shuffle(kinds)

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from pccguard.errors import InputError
 from pccguard.output import write_atomic
-from pccguard.probe.audit import AuditReport, Section
+from pccguard.probe.audit import POSITIVE_CONTROL, AuditReport, Section
 
 COLORS = {"hit": "#d62728", "control": "#1f77b4"}
 
@@ -53,8 +53,8 @@ def _ms(value_ms: float) -> str:
     return f"{value_ms:.0f}" if value_ms >= 100 else f"{value_ms:.1f}"
 
 
-def _pair(r: dict[str, Any], hit: str, control: str, fmt: Callable[[Any], str] = str) -> str:
-    return f"{fmt(r[hit])}/{fmt(r[control])}" if hit in r and control in r else "-"
+def _medians(r: dict[str, Any]) -> str:
+    return f"{_ms(r['median_hit_ms'])}/{_ms(r['median_control_ms'])}" if "median_hit_ms" in r else "-"
 
 
 def _accuracy(r: dict[str, Any]) -> str:
@@ -67,14 +67,14 @@ def _sharing(section: Section) -> Text:
     shared = section.result.get("sharing_detected")
     if shared is None:
         return Text("?", style="yellow")
-    expected = section.name == "positive_control"
+    expected = section.name == POSITIVE_CONTROL
     return Text("yes" if shared else "no", style="green" if shared == expected else "bold red")
 
 
 #: The table's rows: a label and how a section's result shows in it.
 _ROWS: tuple[tuple[str, Callable[[dict[str, Any]], str]], ...] = (
     ("probes hit/ctl", lambda r: f"{r.get('n_hit', 0)}/{r.get('n_control', 0)}"),
-    ("TTFT ms hit/ctl", lambda r: _pair(r, "median_hit_ms", "median_control_ms", _ms)),
+    ("TTFT ms hit/ctl", _medians),
     ("KS p", lambda r: f"{r['ks_p_value']:.2g}" if "ks_p_value" in r else "-"),
     ("accuracy [95% CI]", _accuracy),
     ("cached tokens", lambda r: "-" if r.get("cached_tokens_max") is None else str(r["cached_tokens_max"])),
