@@ -72,6 +72,13 @@ class Section:
         return [t.ttft_s for t in self.trials if t.kind == kind]
 
     def decide(self, alpha: float) -> None:
+        """Decide whether hit probes stand out from controls in this section.
+
+        Timing evidence is two tests, KS and the classifier's binomial test,
+        each at ``alpha / 2`` (Bonferroni), so that ``alpha`` bounds the chance
+        that timing noise alone reports sharing. A cached token on a hit probe
+        is the server's own word and needs no test.
+        """
         hits, controls = self.samples("hit"), self.samples("control")
         cached = [t.cached_tokens for t in self.trials if t.kind == "hit" and t.cached_tokens is not None]
         out: dict[str, Any] = {
@@ -88,10 +95,12 @@ class Section:
                 "ks_method": ks.method,
                 "classifier_accuracy": clf.accuracy,
                 "classifier_ci95": [clf.ci_low, clf.ci_high],
+                "classifier_p_value": clf.p_value,
                 "median_hit_ms": 1000 * sorted(hits)[len(hits) // 2],
                 "median_control_ms": 1000 * sorted(controls)[len(controls) // 2],
             }
-            shared = ks.p_value < alpha or clf.ci_low > 0.5 or bool(cached and max(cached) > 0)
+            timing = ks.p_value < alpha / 2 or clf.p_value < alpha / 2
+            shared = timing or bool(cached and max(cached) > 0)
             out["sharing_detected"] = shared
             out["chance_in_ci"] = clf.contains_chance()
         else:

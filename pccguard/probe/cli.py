@@ -100,7 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--alpha",
         type=float,
         default=0.01,
-        help="KS significance level, 0 < alpha < 1 (default: %(default)s)",
+        help="chance that timing noise alone reports sharing, 0 < alpha < 1 (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, help="seed of the probe order (prompts are always fresh random)")
     p.add_argument(

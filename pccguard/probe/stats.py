@@ -3,7 +3,9 @@
 Why both: the KS test answers "do hit probes and fresh controls come from the
 same distribution" (sharing detected when p is small); the classifier answers
 "how well can an attacker tell them apart per request" -- accuracy near 0.5,
-with an interval that contains 0.5, is what no sharing looks like.
+with an interval that contains 0.5, is what no sharing looks like. The
+classifier also carries an exact one-sided binomial p-value against chance, so
+that a decision taken on it has a stated false-positive rate, as the KS one does.
 scipy computes the KS p-value when it is installed; otherwise the asymptotic
 Kolmogorov series is used (adequate for the sample sizes the probe takes).
 """
@@ -29,6 +31,7 @@ class ClassifierResult:
     ci_high: float
     n_test: int
     threshold: float
+    p_value: float
 
     def contains_chance(self) -> bool:
         return self.ci_low <= 0.5 <= self.ci_high
@@ -73,6 +76,13 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def binomial_p_value(successes: int, n: int) -> float:
+    """P(at least ``successes`` of ``n`` fair coin flips): how often chance alone scores this well."""
+    if not 0 <= successes <= n:
+        raise ValueError("successes must be between 0 and n")
+    return sum(math.comb(n, k) for k in range(successes, n + 1)) / (1 << n)
+
+
 def threshold_classifier(hits: list[float], misses: list[float], seed: int = 0) -> ClassifierResult:
     """Fit "faster than t means hit" on half of each sample, score it on the other half.
 
@@ -97,4 +107,4 @@ def threshold_classifier(hits: list[float], misses: list[float], seed: int = 0) 
     correct = sum(x <= best_t for x in h_test) + sum(x > best_t for x in m_test)
     n_test = len(h_test) + len(m_test)
     low, high = wilson(correct, n_test)
-    return ClassifierResult(correct / n_test, low, high, n_test, best_t)
+    return ClassifierResult(correct / n_test, low, high, n_test, best_t, binomial_p_value(correct, n_test))
