@@ -57,16 +57,25 @@ def test_binomial_p_value_is_exact() -> None:
         binomial_p_value(13, 12)
 
 
+def _section(name: str, shift: float, *, n: int = 40, seed: int = 3, alpha: float = 0.01) -> Section:
+    """A section of ``n`` hit and ``n`` control trials (TTFTs in ms-scale seconds), decided at ``alpha``."""
+    hits, controls = _samples(shift, n=n, seed=seed)
+    s = Section(name, "victim", "attacker")
+    s.trials = [Trial("hit", h / 1000, None) for h in hits] + [
+        Trial("control", c / 1000, None) for c in controls
+    ]
+    s.decide(alpha)
+    return s
+
+
 def _decided(shift: float, alpha: float, runs: int, n: int = 12) -> int:
     """How many of ``runs`` sections of ``n`` trials per kind report sharing."""
-    shared = 0
-    for seed in range(runs):
-        hits, controls = _samples(shift, n=n, seed=1000 + seed)
-        s = Section("positive_control", "victim", "attacker")
-        s.trials = [Trial("hit", h, None) for h in hits] + [Trial("control", c, None) for c in controls]
-        s.decide(alpha)
-        shared += bool(s.result["sharing_detected"])
-    return shared
+    return sum(
+        bool(
+            _section("positive_control", shift, n=n, seed=1000 + seed, alpha=alpha).result["sharing_detected"]
+        )
+        for seed in range(runs)
+    )
 
 
 def test_alpha_bounds_how_often_noise_alone_reports_sharing() -> None:
@@ -86,16 +95,6 @@ def test_wilson_interval() -> None:
     low, high = wilson(50, 100)
     assert low < 0.5 < high
     assert wilson(0, 0) == (0.0, 1.0)
-
-
-def _section(name: str, shift: float) -> Section:
-    hits, controls = _samples(shift, n=40, seed=3)
-    s = Section(name, "victim", "attacker")
-    s.trials = [Trial("hit", h / 1000, None) for h in hits] + [
-        Trial("control", c / 1000, None) for c in controls
-    ]
-    s.decide(0.01)
-    return s
 
 
 def test_verdicts() -> None:
