@@ -59,7 +59,7 @@ def run_once(plugin: bool, requests: int, repeats: int) -> dict[str, Any]:
         from sglang.srt.server_args import prepare_server_args
 
         from pccguard.adapters.sglang.runtime import ttl
-        from pccguard.adapters.sglang.runtime.salt import salt_for
+        from pccguard.adapters.sglang.runtime.salt import tenant_salt
         from pccguard.adapters.sglang.runtime.startup import decide
         from pccguard.plugins.sglang import register
 
@@ -71,7 +71,7 @@ def run_once(plugin: bool, requests: int, repeats: int) -> dict[str, Any]:
         assert enforcement is not None and enforcement.active("prefix_cache_ttl")
 
         def salt_of(tenant: str) -> str:
-            return salt_for(enforcement, tenant)
+            return tenant_salt(enforcement, tenant)
 
         class Loop:  # stands in for the Scheduler whose loop calls the TTL tick
             tree_cache: Any = None

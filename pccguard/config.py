@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pccguard.errors import InputError
 from pccguard.sourcefile import load_document
@@ -29,6 +29,14 @@ class TenancyConfig(BaseModel):
     tenant_header: str = "x-pccguard-tenant"
     #: When identified by API key: a YAML file mapping SHA-256 hex digests of keys to tenant ids.
     api_keys_file: Path | None = None
+    #: How long a salt token minted at the ingress is accepted by the engine core.
+    salt_token_max_age_seconds: float = Field(default=600.0, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _key_file_for_api_keys(self) -> TenancyConfig:
+        if self.mode == "multi" and self.identified_by == "api_key" and self.api_keys_file is None:
+            raise ValueError("identified_by: api_key needs api_keys_file")
+        return self
 
 
 class ModelConfig(BaseModel):

@@ -253,6 +253,21 @@ class Endpoint(_Model):
     authenticated: Tristate = None
 
 
+class Route(_Model):
+    """One HTTP route the server answers, and whether it reaches the engine outside the tenant boundary."""
+
+    path: str = Field(
+        min_length=1, description="Path template as the server registers it, e.g. /v1/completions"
+    )
+    methods: list[str] = Field(min_length=1, description="HTTP methods, or WEBSOCKET, or * for a mount")
+    carries_prompt: Tristate = Field(default=None, description="Whether a request on it carries a prompt")
+    tenant_bound: Tristate = Field(
+        default=None,
+        description="Whether every request on it is refused without an identified tenant and gets the "
+        "server's salt (never the client's)",
+    )
+
+
 class Api(_Model):
     auth_required: Tristate = None
     admin_auth_required: Tristate = None
@@ -260,6 +275,9 @@ class Api(_Model):
     custom_logit_processors: Tristate = None
     runtime_lora_updates: Tristate = None
     runtime_weight_updates: Tristate = None
+    routes: list[Route] | None = Field(
+        default=None, description="The routes the server serves; unknown (null) unless enumerated or declared"
+    )
 
 
 class Tee(_Model):

@@ -66,7 +66,7 @@ def _before_scheduler_init(scheduler: Any, server_args: Any, *args: Any, **kwarg
     from pccguard.adapters.sglang.runtime.startup import decide
 
     _refuse_if_broken()
-    decide(server_args)
+    decide(server_args, scheduler=True)
     return None
 
 
@@ -86,7 +86,16 @@ def _after_flush(result: Any, scheduler: Any, *args: Any, **kwargs: Any) -> None
 
 def hook_table() -> list[tuple[str, Any, str]]:
     """Every (target, hook, HookType name) the plugin registers."""
-    from pccguard.adapters.sglang.runtime import endpoints, ngram, salt, scheduling, scrub, targets, ttl
+    from pccguard.adapters.sglang.runtime import (
+        boundary,
+        endpoints,
+        ngram,
+        salt,
+        scheduling,
+        scrub,
+        targets,
+        ttl,
+    )
 
     table: list[tuple[str, Any, str]] = [
         (targets.SERVER_ARGS_RESOLVE, _after_resolve, "AFTER"),
@@ -94,7 +103,7 @@ def hook_table() -> list[tuple[str, Any, str]]:
         (targets.SCHEDULER_INIT_POOLS, _after_init_pools, "AFTER"),
         (targets.SCHEDULER_FLUSH, _after_flush, "AFTER"),
     ]
-    for module in (scrub, salt, ttl, scheduling, endpoints):
+    for module in (scrub, salt, ttl, scheduling, endpoints, boundary):
         table.extend(module.HOOKS)
     try:
         import sglang.srt.speculative.ngram_worker  # noqa: F401

@@ -95,3 +95,10 @@ def core_request(
         data_parallel_rank=None,
         **kw,
     )
+
+
+def tenant_token(tenant: str) -> str:
+    """The salt token pccguard's tenant boundary mints for ``tenant`` in this process (its key set is shared)."""
+    from pccguard.tenancy.salts import tenant_token as mint
+
+    return mint(tenant)

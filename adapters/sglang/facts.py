@@ -31,8 +31,9 @@ import torch  # noqa: F401  (import order, see above)
 
 from pccguard.errors import UsageError
 from pccguard.facts import DeploymentFacts, Provenance
+from pccguard.tenancy.routes import route_facts
 
-from .routes import DUMPER_PREFIX, PRIVILEGED_ROUTES
+from .routes import DUMPER_PREFIX, PRIVILEGED_ROUTES, ROUTE_TABLE
 
 ENGINE = "sglang"
 
@@ -628,6 +629,11 @@ def _api(f: _Facts, environ: Mapping[str, str]) -> None:
             {"path": DUMPER_PREFIX, "purpose": "debug", "enabled": True, "authenticated": authenticated}
         )
     f.doc["endpoints"] = endpoints
+    f.put(
+        "api.routes",
+        route_facts(ROUTE_TABLE.served({})),
+        why=_default(f"routes of SGLang {ROUTE_TABLE.version}", "launch_server"),
+    )
     for i, item in enumerate(endpoints):
         f.provenance[f"endpoints.{i}"] = Provenance(
             kind="default", name=item["path"], value="mounted by sglang"

@@ -19,7 +19,9 @@ from typing import Any
 
 from pccguard.adapters.vllm import static_check
 from pccguard.adapters.vllm.builder import REDACTED, SECRET_FLAGS, FactBuilder, show
+from pccguard.adapters.vllm.routes import ROUTE_TABLE, route_conditions
 from pccguard.facts import DeploymentFacts, Provenance
+from pccguard.tenancy.routes import route_facts
 
 ENGINE = "vllm"
 
@@ -482,7 +484,14 @@ def _api_and_endpoints(b: FactBuilder, s: _Sources) -> list[dict[str, Any]]:
         b.set("api.admin_auth_required", True, none)
         b.set("observability.output_logging.enabled", False, none)
         b.set("observability.cached_token_reporting.enabled", False, none)
+        b.set("api.routes", [], none)
         return endpoints
+    served = ROUTE_TABLE.served(route_conditions(s.config, s.frontend, s.environ))
+    b.set(
+        "api.routes",
+        route_facts(served),
+        Provenance(kind="default", name="vllm serve", value=f"routes of vLLM {ROUTE_TABLE.version}"),
+    )
     endpoints.append({"path": "/v1", "purpose": "inference", "enabled": True, "authenticated": auth})
     endpoints.append({"path": "/health", "purpose": "health", "enabled": True, "authenticated": False})
     endpoints.append({"path": "/metrics", "purpose": "metrics", "enabled": True, "authenticated": False})

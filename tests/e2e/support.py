@@ -10,7 +10,7 @@ from vllm.v1.engine.core import EngineCore
 from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.plan import PartitionPlan
 from pccguard.enclave_runtime.vllm_executor.executor import EnclaveExecutor
-from tests.cpu_vllm import core_request, start_engine
+from tests.cpu_vllm import core_request, start_engine, tenant_token
 
 BLOCK_SIZE = 16
 NUM_BLOCKS = 48
@@ -33,8 +33,9 @@ def make_engine(model: Path, **overrides: Any) -> EngineCore:
     return start_engine(model, **{**args, **overrides})
 
 
-def request(req_id: str, tokens: list[int], *, max_tokens: int, salt: str | None = None) -> Any:
-    return core_request(req_id, tokens, max_tokens=max_tokens, salt=salt)
+def request(req_id: str, tokens: list[int], *, max_tokens: int, tenant: str = "e2e") -> Any:
+    """A request of ``tenant``, carrying the salt token pccguard's tenant boundary would mint for it."""
+    return core_request(req_id, tokens, max_tokens=max_tokens, salt=tenant_token(tenant))
 
 
 def generate(engine: EngineCore, reqs: list[Any], max_steps: int = 400) -> dict[str, list[int]]:

@@ -57,7 +57,7 @@ from pccguard.enclave_runtime.vllm_executor.sampling import (
     sample_row,
     token_masks,
 )
-from tests.cpu_vllm import core_request
+from tests.cpu_vllm import core_request, tenant_token
 from tests.e2e.support import make_engine
 
 VOCAB = 97
@@ -395,7 +395,13 @@ def reference(tiny_llama: Path, prompts: list[list[int]]) -> list[tuple[list[int
 
 def sampled_request(req_id: str, tokens: list[int], *, max_tokens: int = MAX_NEW, **params: Any) -> Any:
     """``core_request`` with sampling parameters (vLLM's defaults otherwise: temperature 1)."""
-    return core_request(req_id, tokens, max_tokens=max_tokens, sampling={"temperature": 1.0, **params})
+    return core_request(
+        req_id,
+        tokens,
+        max_tokens=max_tokens,
+        salt=tenant_token("e2e"),
+        sampling={"temperature": 1.0, **params},
+    )
 
 
 def run(engine: Any, reqs: list[Any], max_steps: int = 200) -> dict[str, list[tuple[int, Any]]]:

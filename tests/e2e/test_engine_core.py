@@ -71,11 +71,10 @@ def test_batched_chunked_and_cached_equal_reference(
     prompts = _prompts(vocab)
     want = reference(tiny_llama, plan, prompts, MAX_NEW)
     # Three at once (batching, chunked prefill), then the prefix sharer alone (a cache hit).
-    salt = "pccguard-t-bob"
     got = generate(
-        engine, [request(f"r{i}", p, max_tokens=MAX_NEW, salt=salt) for i, p in enumerate(prompts[:3])]
+        engine, [request(f"r{i}", p, max_tokens=MAX_NEW, tenant="bob") for i, p in enumerate(prompts[:3])]
     )
-    got |= generate(engine, [request("r3", prompts[3], max_tokens=MAX_NEW, salt=salt)])
+    got |= generate(engine, [request("r3", prompts[3], max_tokens=MAX_NEW, tenant="bob")])
     assert [got[f"r{i}"] for i in range(4)] == want
 
 
@@ -84,8 +83,7 @@ def test_prefix_hit_really_skips_compute(plan_engine: tuple[PartitionPlan, Any],
     _, engine = plan_engine
     rng = random.Random(11)
     prefix = [rng.randrange(3, vocab) for _ in range(32)]
-    tenant = "pccguard-t-alice"  # what the API ingress writes for an authenticated tenant
-    generate(engine, [request("p0", [*prefix, 5, 6, 7], max_tokens=1, salt=tenant)])
+    generate(engine, [request("p0", [*prefix, 5, 6, 7], max_tokens=1, tenant="alice")])
     seen: list[int] = []
     worker = engine.model_executor.worker
     original = worker.execute_model
@@ -96,7 +94,7 @@ def test_prefix_hit_really_skips_compute(plan_engine: tuple[PartitionPlan, Any],
 
     worker.execute_model = spy
     try:
-        generate(engine, [request("p1", [*prefix, 9, 10], max_tokens=1, salt=tenant)])
+        generate(engine, [request("p1", [*prefix, 9, 10], max_tokens=1, tenant="alice")])
     finally:
         worker.execute_model = original
     assert seen == [32]
@@ -144,7 +142,7 @@ def test_freed_blocks_are_zeroed_in_the_enclave(plan_engine: tuple[PartitionPlan
     try:
         for i in range(12):  # 12 x 5 blocks > the 48 in the cache: reuse and LRU eviction
             prompt = [rng.randrange(3, vocab) for _ in range(70)]
-            generate(engine, [request(f"z{i}", prompt, max_tokens=1, salt=f"pccguard-t-{i}")])
+            generate(engine, [request(f"z{i}", prompt, max_tokens=1, tenant=f"t{i}")])
     finally:
         worker.execute_model = original
     assert asked, "positive control: vLLM reused blocks and asked for zeroing"
@@ -173,7 +171,7 @@ def test_preemption_and_resume_equal_reference(tiny_llama: Path, vocab: int, tmp
 
         worker.execute_model = spy
         got = generate(
-            engine, [request(f"q{i}", p, max_tokens=20, salt="pccguard-t-q") for i, p in enumerate(prompts)]
+            engine, [request(f"q{i}", p, max_tokens=20, tenant="q") for i, p in enumerate(prompts)]
         )
     finally:
         engine.shutdown()

@@ -8,7 +8,6 @@ import pkgutil
 import torch  # noqa: F401  (before regopy: see pccguard.adapters.sglang.facts)
 
 from pccguard.adapters.sglang.routes import PRIVILEGED_ROUTES
-from pccguard.adapters.sglang.runtime import salt
 
 
 def test_entry_point_is_declared() -> None:
@@ -37,13 +36,3 @@ def test_route_table_matches_live_app() -> None:
         in (AuthLevel.ADMIN_OPTIONAL, AuthLevel.ADMIN_FORCE)
     }
     assert live == set(PRIVILEGED_ROUTES)
-
-
-def test_salts_are_keyed_and_length_prefixed() -> None:
-    key = b"k" * 32
-    a = salt.derive_salt(key, "tenant-a")
-    assert a == salt.derive_salt(key, "tenant-a")
-    assert a != salt.derive_salt(b"j" * 32, "tenant-a"), "another process key gives another salt"
-    assert a != salt.derive_salt(key, "tenant-b")
-    assert salt.is_server_salt(a) and not salt.is_server_salt("tenant-a")
-    assert "tenant-a" not in a

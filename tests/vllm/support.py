@@ -25,7 +25,7 @@ from vllm.v1.worker.cpu_model_runner import CPUModelRunner
 
 from pccguard.adapters.vllm.runtime.worker import PccguardWorkerExtension
 from pccguard.enclave_runtime.vllm_executor.inprocess import InProcessWorkerExecutor
-from tests.cpu_vllm import core_request, start_engine
+from tests.cpu_vllm import core_request, start_engine, tenant_token
 
 NUM_LAYERS = 2
 NUM_KV_HEADS = 2
@@ -158,6 +158,13 @@ def request(
     req_id: str, tokens: list[int], *, salt: str | None = None, max_tokens: int = 2, **kw: Any
 ) -> Any:
     return core_request(req_id, tokens, max_tokens=max_tokens, salt=salt, **kw)
+
+
+def salt_for(engine: EngineCore, tenant: str) -> str:
+    """What tenant ``tenant``'s requests carry: the boundary's token with the plugin, the name itself without."""
+    if getattr(engine.scheduler, "pccguard_salt_gate", None) is not None:
+        return tenant_token(tenant)
+    return tenant
 
 
 def add(engine: EngineCore, req: Any) -> Any:

@@ -128,3 +128,27 @@ def test_drop_series_matches_families_not_prefixes() -> None:
     kept = drop_series(text).decode()
     assert "vllm:prompt_tokens_total{" in kept and "# TYPE vllm:prompt_tokens_total counter" in kept
     assert "cached" not in kept and "iteration_tokens" not in kept and "kv_cache_usage" not in kept
+
+
+def test_route_table_lists_every_route_vllm_can_serve(
+    tiny_model: Path, plugin_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every task's routers, dev mode and fault tolerance: a vLLM bump cannot add a route unseen."""
+    from vllm.entrypoints.common.cli_args import make_arg_parser
+    from vllm.entrypoints.launchers.app import build_app
+    from vllm.tasks import GENERATION_TASKS, POOLING_TASKS
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    from pccguard.adapters.vllm.routes import ROUTE_TABLE
+    from pccguard.tenancy.routes import enumerate_routes
+
+    plugin_config("profile: multi-tenant-baseline\n")
+    monkeypatch.setenv("VLLM_SERVER_DEV_MODE", "1")
+    monkeypatch.setattr(sys, "argv", ["vllm", "serve", str(tiny_model)])
+    argv = ["--model", str(tiny_model), "--enable-fault-tolerance"]
+    args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
+    app = build_app(args, supported_tasks=(*GENERATION_TASKS, *POOLING_TASKS, "render"))
+    live = {(r.path, m) for r in enumerate_routes(app) for m in r.methods}
+    assert len(live) > 60 and ("/invocations", "POST") in live and ("/v1/realtime", "WEBSOCKET") in live
+    assert ("/server_info", "GET") in live and ("/fault_tolerance/apply", "POST") in live
+    assert sorted(f"{m} {p}" for p, m in live if ROUTE_TABLE.lookup(p, m) is None) == []

@@ -39,7 +39,16 @@ LETTER = {
 EXPECTED: dict[str, tuple[str, list[str]]] = {
     "defaults": (
         "FFFPW",
-        ["PCC-E-001", "PCC-S-001", "PCC-S-003", "PCC-S-004", "PCC-S-005", "PCC-S-010", "PCC-T-011"],
+        [
+            "PCC-E-001",
+            "PCC-E-012",
+            "PCC-S-001",
+            "PCC-S-003",
+            "PCC-S-004",
+            "PCC-S-005",
+            "PCC-S-010",
+            "PCC-T-011",
+        ],
     ),
     "no-prefix-caching": ("FW-PW", ["PCC-S-001"]),
     "prefix-caching-xxhash": (
@@ -47,6 +56,7 @@ EXPECTED: dict[str, tuple[str, list[str]]] = {
         [
             "PCC-E-001",
             "PCC-E-002",
+            "PCC-E-012",
             "PCC-S-001",
             "PCC-S-003",
             "PCC-S-004",
@@ -81,6 +91,7 @@ EXPECTED: dict[str, tuple[str, list[str]]] = {
         "FFFPW",
         [
             "PCC-E-001",
+            "PCC-E-012",
             "PCC-S-001",
             "PCC-S-003",
             "PCC-S-004",

@@ -1,25 +1,28 @@
 """tenant_cache_salt and prefix_cache_ttl in the real EngineCore, with the ingress middleware in front.
 
-Positive controls: the same tenant still gets prefix hits with the plugin, and
-without the plugin a copied client salt (or no salt at all) shares the cache.
+Positive controls: the same tenant still gets prefix hits with the plugin, a
+minted token is admitted where anything else is refused, and without the plugin
+a copied client salt (or no salt at all) shares the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI, Request
 
 from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.middleware import PccguardTenantMiddleware
 from pccguard.audit import AuditEvent, AuditKind, AuditLog
 from pccguard.config import PluginConfig
+from pccguard.tenancy.salts import SaltKeys, is_salt, is_token, process_keys
+from tests.cpu_vllm import tenant_token
 from tests.vllm.support import add, make_engine, request, run_until_idle
 
 SECRET_PROMPT = list(range(100, 148))  # 3 full blocks
@@ -47,21 +50,22 @@ def _hits(engine: Any, req_id: str, salt: str | None) -> int:
 
 
 class _Ingress:
-    """The plugin's ASGI middleware in front of an app that records the body the engine would get."""
+    """The plugin's tenant boundary in front of a FastAPI app that records the body the engine would get."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.events: list[AuditEvent] = []
         log = AuditLog("vllm", sinks=[self.events.append])
         self._previous = replace_audit_log(log)
+        app = FastAPI()
 
-        async def app(scope: Any, receive: Any, send: Any) -> None:
-            message = await receive()
-            self.bodies.append(json.loads(message["body"]))
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"{}"})
+        @app.post("/v1/completions")
+        async def completions(request: Request) -> dict[str, Any]:
+            self.bodies.append(json.loads(await request.body()))
+            return {}
 
-        self.middleware = PccguardTenantMiddleware(app, PluginConfig())
+        app.add_middleware(PccguardTenantMiddleware, settings=PluginConfig())
+        self.app = app
 
     def close(self) -> None:
         replace_audit_log(self._previous)
@@ -70,20 +74,40 @@ class _Ingress:
         headers = [(b"content-type", b"application/json")]
         if tenant is not None:
             headers.append((b"x-pccguard-tenant", tenant.encode()))
-        sent: list[dict[str, Any]] = []
-        raw = json.dumps(body).encode()
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": raw, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "method": "POST", "path": "/v1/completions", "headers": headers}
-        asyncio.run(self.middleware(scope, receive, send))
-        status = int(sent[0]["status"])
+        status = asgi_post(self.app, "/v1/completions", headers, json.dumps(body).encode())[0]
         salt = self.bodies[-1].get("cache_salt") if status == 200 else None
         return status, salt
+
+
+def asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
+    """One POST through an ASGI app, as uvicorn delivers it: (status, body)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return int(start["status"]), b"".join(
+        m.get("body", b"") for m in sent if m["type"] == "http.response.body"
+    )
 
 
 @pytest.fixture
@@ -99,10 +123,11 @@ def test_same_tenant_hits_other_tenant_and_copied_salt_do_not(
     plugin_config(BASELINE)
     engine = make_engine(tiny_model)
     _, victim = ingress.post({"prompt": "x", "cache_salt": "victims-own-salt"}, "tenant-a")
-    assert victim and victim.startswith("pccguard-t-") and "tenant-a" not in victim
+    assert is_token(victim) and "tenant-a" not in str(victim)
     assert _hits(engine, "A1", victim) == 0
-    # positive control: the same tenant, through the same ingress, gets its prefix back
+    # positive control: the same tenant, through the same ingress, gets its prefix back (a fresh token)
     _, again = ingress.post({"prompt": "x"}, "tenant-a")
+    assert again != victim
     assert _hits(engine, "A2", again) == 48
     # another tenant
     _, other = ingress.post({"prompt": "x"}, "tenant-b")
@@ -114,17 +139,18 @@ def test_same_tenant_hits_other_tenant_and_copied_salt_do_not(
     overridden = [e for e in ingress.events if e.kind == AuditKind.CLIENT_SALT_OVERRIDDEN]
     assert len(overridden) == 2 and all(e.tenant_ref and e.tenant_ref.startswith("t_") for e in overridden)
     dumped = json.dumps([e.model_dump(mode="json") for e in ingress.events])
-    assert "victims-own-salt" not in dumped and "tenant-a" not in dumped and "pccguard-t-" not in dumped
+    assert "victims-own-salt" not in dumped and "tenant-a" not in dumped and "pcm1." not in dumped
 
 
-def test_salt_in_request_is_replaced_and_hashes_recomputed(tiny_model: Path, plugin_config: Any) -> None:
-    """Even a request that names the victim's pseudonym directly gets a server-derived salt."""
+def test_engine_core_admits_only_salts_the_boundary_minted(tiny_model: Path, plugin_config: Any) -> None:
+    """A minted token becomes the bare salt, hashed once; a client's salt, a forgery or an old token is refused."""
+    from vllm.exceptions import VLLMValidationError
+
     plugin_config(BASELINE)
     engine = make_engine(tiny_model)
-    named = "pccguard-t-victim"  # not hex, so it cannot appear in the derived digest by chance
-    internal = add(engine, request("A", SECRET_PROMPT, salt=named))
-    assert re.fullmatch(r"pccguard-s-[0-9a-f]{64}", internal.cache_salt)
-    assert "victim" not in internal.cache_salt
+    token = tenant_token("victim")
+    internal = add(engine, request("A", SECRET_PROMPT, salt=token))  # positive control: admitted
+    assert is_salt(internal.cache_salt) and internal.cache_salt.removeprefix("pcs1-") in token
     from vllm.utils.hashing import get_hash_fn_by_name
     from vllm.v1.core.kv_cache_utils import get_request_block_hasher
     from vllm.v1.request import Request
@@ -138,20 +164,30 @@ def test_salt_in_request_is_replaced_and_hashes_recomputed(tiny_model: Path, plu
         return list(probe.block_hashes)
 
     assert internal.block_hashes == hashes(internal.cache_salt)
-    assert internal.block_hashes != hashes(named)
+    assert internal.block_hashes != hashes(token)
+    foreign = SaltKeys.generate()
+    stale = process_keys().mint(process_keys().tenant_salt("victim"), now=time.time() - 601)
+    tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
+    for i, claimed in enumerate(
+        [
+            None,
+            "victims-own-salt",
+            internal.cache_salt,
+            foreign.mint(foreign.tenant_salt("victim")),
+            stale,
+            tampered,
+        ]
+    ):
+        with pytest.raises(VLLMValidationError, match="refused by pccguard") as refused:
+            add(engine, request(f"R{i}", SECRET_PROMPT, salt=claimed))
+        assert refused.value.parameter == "cache_salt"
+        assert claimed is None or claimed not in str(refused.value)
 
 
 def test_no_tenant_is_refused_at_ingress(ingress: _Ingress) -> None:
     status, _ = ingress.post({"prompt": "x"}, None)
     assert status == 401
     assert any(e.kind == AuditKind.REQUEST_REFUSED and e.reason == "no_tenant" for e in ingress.events)
-
-
-def test_anonymous_requests_never_share(tiny_model: Path, plugin_config: Any) -> None:
-    plugin_config(BASELINE)
-    engine = make_engine(tiny_model)
-    assert _hits(engine, "X1", None) == 0
-    assert _hits(engine, "X2", None) == 0
 
 
 def test_control_vllm_as_shipped_shares_across_copied_salts(tiny_model: Path, plugin_config: Any) -> None:
@@ -166,9 +202,10 @@ def test_control_vllm_as_shipped_shares_across_copied_salts(tiny_model: Path, pl
 def test_ttl_expires_and_scrubs(tiny_model: Path, plugin_config: Any) -> None:
     plugin_config(BASELINE + "mitigations:\n  prefix_cache_ttl_seconds: 0.5\n")
     engine = make_engine(tiny_model)
-    salt = "pccguard-t-tenant-a"
-    assert _hits(engine, "A1", salt) == 0
-    assert _hits(engine, "A2", salt) == 48  # positive control: within the TTL the tenant hits
+    assert _hits(engine, "A1", tenant_token("tenant-a")) == 0
+    assert (
+        _hits(engine, "A2", tenant_token("tenant-a")) == 48
+    )  # positive control: within the TTL the tenant hits
     pool = engine.scheduler.kv_cache_manager.block_pool
     cached = [b.block_id for b in pool.blocks if b.block_hash is not None]
     worker = engine.model_executor.worker
@@ -182,12 +219,12 @@ def test_ttl_expires_and_scrubs(tiny_model: Path, plugin_config: Any) -> None:
     run_until_idle(engine)
     assert len(pool.cached_block_hash_to_block) == 0
     assert not any(worker.block_values(b) & canary for b in range(pool.num_gpu_blocks)), "expired KV scrubbed"
-    assert _hits(engine, "A3", salt) == 0  # after the TTL the tenant's own request misses
+    assert _hits(engine, "A3", tenant_token("tenant-a")) == 0  # after the TTL the tenant's own request misses
 
 
 def test_server_side_priority(tiny_model: Path, plugin_config: Any) -> None:
     plugin_config(BASELINE)
     engine = make_engine(tiny_model, scheduling_policy="priority")
-    internal = add(engine, request("P", [1, 2, 3], priority=-100))
+    internal = add(engine, request("P", [1, 2, 3], priority=-100, salt=tenant_token("a")))
     assert internal.priority == 0
     run_until_idle(engine)

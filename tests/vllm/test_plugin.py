@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vllm.exceptions import VLLMValidationError
 from vllm.v1.engine.core import EngineCore
 
 from pccguard import plugin_startup as startup_module
@@ -17,6 +18,7 @@ from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.plan import PLAN_KEY
 from pccguard.audit import AuditEvent, AuditKind, AuditLog
 from pccguard.errors import EnforcementError
+from tests.cpu_vllm import tenant_token
 from tests.vllm.support import CpuTestExecutor, make_engine
 
 BASELINE = "profile: multi-tenant-baseline\n"
@@ -167,9 +169,11 @@ def test_audit_events_carry_no_salts_or_tenants(
 
     plugin_config(BASELINE)
     engine = make_engine(tiny_model)
-    for i, salt in enumerate(["pccguard-t-alice", "pccguard-t-alice", None]):
-        add(engine, request(f"R{i}", list(range(200, 240)), salt=salt, max_tokens=3))
+    for i in range(2):
+        add(engine, request(f"R{i}", list(range(200, 240)), salt=tenant_token("alice"), max_tokens=3))
         run_until_idle(engine)
+    with pytest.raises(VLLMValidationError):  # no salt: refused, and counted
+        add(engine, request("R2", list(range(200, 240)), max_tokens=3))
     assert engine.reset_prefix_cache() is True
     run_until_idle(engine)
     kinds = {e.kind for e in events}
@@ -177,6 +181,7 @@ def test_audit_events_carry_no_salts_or_tenants(
     scrubbed = sum(e.count for e in events if e.kind == AuditKind.KV_SCRUBBED)
     assert scrubbed > 0
     text = " ".join(e.model_dump_json(exclude={"ts"}) for e in events)
-    assert "alice" not in text and "pccguard-s-" not in text and "pccguard-t-" not in text
+    assert "alice" not in text and "pcs1-" not in text and "pcm1." not in text
+    assert any(e.kind == AuditKind.REQUEST_REFUSED and e.reason == "salt_missing" for e in events)
     # no token ids: a run of the prompt's ids as any JSON list would spell them (hex refs have no commas)
     assert "200,201" not in text.replace(" ", "") and "238,239" not in text.replace(" ", "")

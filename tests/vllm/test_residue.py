@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from vllm.v1.request import RequestStatus
 
-from tests.vllm.support import DECODE_TOKEN, add, make_engine, request, run_until_idle
+from tests.vllm.support import DECODE_TOKEN, add, make_engine, request, run_until_idle, salt_for
 
 CANARY = list(range(300, 340))  # 40 tokens: 2 full blocks + a partial one; values 300..339 in the KV
 CANARY_VALUES = {float(t) for t in CANARY}
@@ -45,7 +45,10 @@ def _free_blocks(engine: Any) -> list[int]:
 
 def _start_a(engine: Any, **kw: Any) -> list[int]:
     """Run tenant A's request until its prompt is in the KV cache; return its blocks (positive control)."""
-    add(engine, request("A", CANARY, salt="tenant-a", max_tokens=kw.pop("max_tokens", 4), **kw))
+    add(
+        engine,
+        request("A", CANARY, salt=salt_for(engine, "tenant-a"), max_tokens=kw.pop("max_tokens", 4), **kw),
+    )
     engine.step()
     engine.step()
     blocks = _blocks_of(engine, "A")
@@ -111,7 +114,7 @@ def test_preemption_then_other_tenant(tiny_model: Path, mode: str) -> None:
     engine = make_engine(tiny_model, enable_prefix_caching=False)
     blocks = _start_a(engine, max_tokens=50)
     _preempt_and_drop_a(engine)
-    add(engine, request("B", [5] * 3, salt="tenant-b", max_tokens=5))
+    add(engine, request("B", [5] * 3, salt=salt_for(engine, "tenant-b"), max_tokens=5))
     engine.step()
     reused = [b for b in _blocks_of(engine, "B") if b in blocks]
     assert reused, "B should be given one of A's freed blocks (LIFO reuse)"
@@ -124,7 +127,9 @@ def test_preemption_then_other_tenant(tiny_model: Path, mode: str) -> None:
 def test_prefix_cache_eviction(tiny_model: Path, mode: str) -> None:
     """LRU eviction hands A's cached blocks to a filler that only partly overwrites the last one."""
     engine = make_engine(tiny_model, max_model_len=624)
-    add(engine, request("A", CANARY[:32], salt="tenant-a", max_tokens=4))  # exactly 2 full blocks
+    add(
+        engine, request("A", CANARY[:32], salt=salt_for(engine, "tenant-a"), max_tokens=4)
+    )  # exactly 2 full blocks
     engine.step()
     blocks = _blocks_of(engine, "A")[:2]
     assert _residue(engine, blocks), "positive control: A's canary is in its blocks"
@@ -133,7 +138,7 @@ def test_prefix_cache_eviction(tiny_model: Path, mode: str) -> None:
     assert all(pool.blocks[b].block_hash is not None for b in blocks), "A's full blocks stay cached"
     # 620 tokens = 38 full blocks + 12 tokens: the pool (39 blocks) must evict both cached blocks.
     before = {b: pool.blocks[b].block_hash for b in blocks}
-    add(engine, request("F", [20] * 620, salt="filler", max_tokens=1))
+    add(engine, request("F", [20] * 620, salt=salt_for(engine, "filler"), max_tokens=1))
     run_until_idle(engine)
     assert all(pool.blocks[b].block_hash != before[b] for b in blocks), "both of A's entries were evicted"
     _check(engine, blocks, mode)

@@ -16,17 +16,21 @@ from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.request import Request
 from vllm.v1.structured_output import StructuredOutputManager
 
-from pccguard.adapters.vllm.runtime.plan import decide
+from pccguard.adapters.vllm.runtime.plan import KEYS_ATTR, decide
 from pccguard.adapters.vllm.runtime.scheduler import PccguardAsyncScheduler, PccguardScheduler
+from pccguard.errors import EnforcementError
 from pccguard.results import Verdict
+from pccguard.tenancy.salts import is_salt, process_keys
 
 BLOCK = 16
 
 
-def _scheduler(cls: type, model: Path) -> Any:
+def _scheduler(cls: type, model: Path, *, keys: bool = True) -> Any:
     config = EngineArgs(model=str(model), skip_tokenizer_init=True, max_model_len=512).create_engine_config()
     config.cache_config.num_gpu_blocks = 32
     config.additional_config["pccguard"] = {"install": ["scrub_freed_kv", "tenant_cache_salt"]}
+    if keys:
+        setattr(config, KEYS_ATTR, process_keys())
     spec = FullAttentionSpec(block_size=BLOCK, num_kv_heads=2, head_size=16, dtype=torch.float32)
     kv = KVCacheConfig(
         num_blocks=32, kv_cache_tensors=[], kv_cache_groups=[KVCacheGroupSpec(["l0", "l1"], spec)]
@@ -41,6 +45,13 @@ def _scheduler(cls: type, model: Path) -> Any:
     )
 
 
+def test_salt_gate_without_keys_refuses_the_start(tiny_model: Path, plugin_config: Any) -> None:
+    plugin_config("enabled: false\n")
+    with pytest.raises(EnforcementError, match="no salt keys reached the engine core"):
+        _scheduler(PccguardScheduler, tiny_model, keys=False)
+    assert _scheduler(PccguardScheduler, tiny_model).pccguard_salt_gate is not None  # positive control
+
+
 @pytest.mark.parametrize("cls", [PccguardScheduler, PccguardAsyncScheduler])
 def test_freed_blocks_reach_the_zeroing_channel(cls: type, tiny_model: Path, plugin_config: Any) -> None:
     plugin_config("enabled: false\n")  # the plan is given in the configuration; no evaluation here
@@ -52,11 +63,12 @@ def test_freed_blocks_reach_the_zeroing_channel(cls: type, tiny_model: Path, plu
         list(range(40)),
         SamplingParams(max_tokens=1, ignore_eos=True),
         None,
-        cache_salt="pccguard-t-a",
+        cache_salt="client-chosen",
         block_hasher=get_request_block_hasher(BLOCK, fn),
     )
     sched.add_request(req)
-    assert req.cache_salt.startswith("pccguard-s-")
+    # Not admitted through the engine core's gate: a salt of its own, shared with nobody.
+    assert is_salt(req.cache_salt) and req.cache_salt != process_keys().tenant_salt("client-chosen")
     so = sched.schedule()
     blocks = list(so.scheduled_new_reqs[0].block_ids[0])
     out = ModelRunnerOutput(req_ids=["A"], req_id_to_index={"A": 0}, sampled_token_ids=[[7]])

@@ -12,7 +12,7 @@ from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCache
 from vllm.v1.worker.cpu_model_runner import CPUModelRunner
 
 from pccguard.adapters.vllm.runtime.worker import CpuBlockZeroer, _force_zeroing
-from tests.vllm.support import add, make_engine, request, run_until_idle
+from tests.vllm.support import add, make_engine, request, run_until_idle, salt_for
 
 
 def _runner(seed: int) -> Any:
@@ -68,7 +68,7 @@ def test_non_contiguous_falls_back_to_vllm() -> None:
 def test_immediate_scrub_through_collective_rpc(tiny_model: Path, plugin_config: Any) -> None:
     plugin_config("profile: multi-tenant-baseline\n")
     engine = make_engine(tiny_model)
-    add(engine, request("A", list(range(300, 332)), max_tokens=2))
+    add(engine, request("A", list(range(300, 332)), max_tokens=2, salt=salt_for(engine, "a")))
     run_until_idle(engine)
     worker = engine.model_executor.worker
     held = [b for b in range(40) if worker.block_values(b) & {300.0}]

@@ -1,148 +1,66 @@
-"""``tenant_cache_salt``: the cache salt comes from the authenticated tenant, never the client.
+"""``tenant_cache_salt`` on SGLang: the tenant boundary in front of the HTTP app, the salt gate in the scheduler.
 
 SGLang 0.5.23 namespaces its radix tree, the scheduler's in-queue matching
-tree, HiCache L3 keys and KV-event hashes by ``cache_salt`` — but the salt is
-optional and chosen by the client, who can omit it or copy a victim's. At
-ingress (``TokenizerManager.generate_request``, which every HTTP and in-process
-route goes through) the plugin overwrites it with
-``HMAC-SHA256(per-process key, tenant)``; from there SGLang carries it to every
-tier. The scheduler re-checks the salt's form: a request that reached it
-without a server salt (an ingress path this hook does not cover) gets a fresh
-random salt and so shares nothing.
+tree, HiCache L3 keys and KV-event hashes by ``cache_salt`` -- a salt the
+client chooses. The plugin binds it to the tenant in three places:
 
-The tenant is the value of the configured header (set by an authenticating
-gateway), or the tenant mapped from the SHA-256 of the request's bearer key,
-or, for in-process ``Engine`` calls, the one bound with :func:`tenant_scope`.
-A request with no tenant gets a per-request random salt.
+* the shared tenant boundary (``pccguard.tenancy.boundary``) is added to
+  SGLang's FastAPI app before it serves: every route of the live app is bound
+  by :data:`~pccguard.adapters.sglang.routes.ROUTE_TABLE`; a prompt route
+  refuses a request without a tenant (401), strips the client's salt, and runs
+  the request with its tenant bound;
+* ``TokenizerManager.generate_request`` -- SGLang's engine ingress, which every
+  route and the in-process ``Engine`` go through, and the only way into the
+  scheduler -- sets ``cache_salt`` to a token minted for the bound tenant
+  (HTTP: the boundary; ``Engine``: :func:`tenant_scope`). A request with no
+  tenant bound -- from a route the boundary never saw, or an ``Engine`` call
+  outside a tenant scope -- is refused there (``ValueError``, which SGLang
+  answers with HTTP 400). Embedding requests carry no salt in 0.5.23, so with
+  the radix cache on they are refused too. SGLang's own one-token health probe
+  gets a salt of its own;
+* ``Scheduler.handle_generate_request`` opens the token with the salt gate and
+  runs the request with the bare salt; anything that arrives without a valid
+  token runs with a salt of its own and shares nothing.
+
+SGLang's own start-up warmup posts to ``/generate`` without a tenant; while it
+runs (``_wait_and_warmup``) a request from loopback without a tenant is given a
+one-off tenant of its own, which shares nothing with anyone.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import hashlib
-import hmac
-import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pccguard.audit import AuditKind
-from pccguard.errors import InputError
+from pccguard.tenancy.gate import REFUSAL
+from pccguard.tenancy.identity import SINGLE_TENANT, current_tenant, tenant_scope
+from pccguard.tenancy.salts import TokenRefused, isolated_salt
 
 from . import targets
 from .state import STATE, Enforcement
 
 MITIGATION = "tenant_cache_salt"
 PRIORITY_MITIGATION = "server_side_priority"
-SALT_PREFIX = "pcc1-"
-_SALT_HEX = 32
-
-_TENANT: contextvars.ContextVar[str | None] = contextvars.ContextVar("pccguard_sglang_tenant", default=None)
-
-
-@contextlib.contextmanager
-def tenant_scope(tenant: str) -> Iterator[None]:
-    """Bind the tenant of in-process ``Engine`` calls made inside this block.
-
-    Only code in the serving process can call this, so it is as trusted as the
-    ``Engine`` object itself; HTTP requests never reach it.
-    """
-    if not tenant:
-        raise ValueError("tenant must be a non-empty string")
-    token = _TENANT.set(tenant)
-    try:
-        yield
-    finally:
-        _TENANT.reset(token)
-
-
-def derive_salt(key: bytes, tenant: str) -> str:
-    """Length-prefixed HMAC so that no two tenant names can produce the same input."""
-    data = tenant.encode("utf-8")
-    mac = hmac.new(key, len(data).to_bytes(4, "big") + data, hashlib.sha256).hexdigest()
-    return SALT_PREFIX + mac[:_SALT_HEX]
-
-
 _SALT_CACHE_MAX = 4096
+EMBEDDING_REFUSAL = (
+    "refused by pccguard: SGLang's embedding requests carry no cache salt to keep tenants apart"
+)
+
+__all__ = ["HOOKS", "MITIGATION", "tenant_scope"]
 
 
-def salt_for(enforcement: Enforcement, tenant: str) -> str:
-    """``derive_salt`` memoised per process (the cache is as secret as the key beside it)."""
+def tenant_salt(enforcement: Enforcement, tenant: str) -> str:
+    """The tenant's derived salt, memoised per process (the cache is as secret as the keys beside it)."""
+    gate = enforcement.gate
+    if gate is None:
+        raise RuntimeError("tenant_cache_salt is not installed in this process")
     cache = enforcement.salt_cache
     found = cache.get(tenant)
     if found is None:
         if len(cache) >= _SALT_CACHE_MAX:
             cache.clear()
-        found = cache[tenant] = derive_salt(enforcement.salt_key, tenant)
+        found = cache[tenant] = gate.keys.tenant_salt(tenant)
     return found
-
-
-def random_salt() -> str:
-    return SALT_PREFIX + secrets.token_hex(_SALT_HEX // 2)
-
-
-def is_server_salt(value: Any) -> bool:
-    def one(v: Any) -> bool:
-        return (
-            isinstance(v, str)
-            and v.startswith(SALT_PREFIX)
-            and len(v) == len(SALT_PREFIX) + _SALT_HEX
-            and all(c in "0123456789abcdef" for c in v[len(SALT_PREFIX) :])
-        )
-
-    if isinstance(value, list):
-        return bool(value) and all(one(v) for v in value)
-    return one(value)
-
-
-def load_tenant_keys(path: Path | None) -> dict[str, str]:
-    """``{sha256 hex of an API key: tenant}`` from the configured file (keys never stored)."""
-    if path is None:
-        return {}
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(
-            f"cannot read tenancy.api_keys_file: {type(exc).__name__}", where=str(path)
-        ) from None
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        raise InputError("tenancy.api_keys_file must map SHA-256 hex digests to tenant ids", where=str(path))
-    return {k.lower(): v for k, v in data.items()}
-
-
-def _tenant_from_key(enforcement: Enforcement, authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
-    found = None
-    # Compare against every digest in constant time; no early exit on a match.
-    for known, tenant in enforcement.tenant_keys.items():
-        if hmac.compare_digest(known, digest):
-            found = tenant
-    return found
-
-
-def identify(enforcement: Enforcement, request: Any) -> str | None:
-    """The authenticated tenant of an HTTP request (or the in-process scope), else ``None``."""
-    bound = _TENANT.get()
-    if request is None:
-        return bound
-    tenancy = enforcement.config.tenancy
-    headers = getattr(request, "headers", None)
-    if headers is None:
-        return bound
-    if tenancy.identified_by == "header":
-        value = headers.get(tenancy.tenant_header)
-        return value.strip() or None if isinstance(value, str) else None
-    return _tenant_from_key(enforcement, headers.get("authorization"))
 
 
 def _client_salted(obj: Any) -> bool:
@@ -152,7 +70,7 @@ def _client_salted(obj: Any) -> bool:
     return bool(value)
 
 
-def _before_generate(manager: Any, obj: Any, request: Any = None, *args: Any, **kwargs: Any) -> None:
+def _before_generate(manager: Any, obj: Any, *args: Any, **kwargs: Any) -> None:
     enforcement = STATE.current
     if enforcement is None:
         return None
@@ -160,32 +78,64 @@ def _before_generate(manager: Any, obj: Any, request: Any = None, *args: Any, **
     if enforcement.active(PRIORITY_MITIGATION) and getattr(obj, "priority", None) is not None:
         obj.priority = None
         STATE.count(AuditKind.REQUEST_REFUSED, PRIORITY_MITIGATION, 1, "requests", reason="client_priority")
-    if not enforcement.active(MITIGATION) or not hasattr(obj, "cache_salt"):
+    gate = enforcement.gate
+    if gate is None:
         return None
-    if request is None:
-        request = kwargs.get("request")
-    tenant = identify(enforcement, request)
+    if not hasattr(obj, "cache_salt"):
+        # Embedding requests carry no salt in 0.5.23: with the radix cache on they would share it.
+        if gate.mode == "multi" and enforcement.radix_cache:
+            STATE.count(AuditKind.REQUEST_REFUSED, MITIGATION, 1, "requests", reason="salt_embedding")
+            raise ValueError(EMBEDDING_REFUSAL)
+        return None
     if _client_salted(obj):
         STATE.count(AuditKind.CLIENT_SALT_OVERRIDDEN, MITIGATION, 1, "requests")
-    if tenant is None:
-        obj.cache_salt = random_salt()
-        STATE.count(AuditKind.CACHE_SALT_APPLIED, MITIGATION, 1, "requests", reason="no_tenant")
-    else:
-        obj.cache_salt = salt_for(enforcement, tenant)
-        STATE.count(AuditKind.CACHE_SALT_APPLIED, MITIGATION, 1, "requests", reason="tenant")
-    return None
-
-
-def _before_scheduler_request(scheduler: Any, recv_req: Any, *args: Any, **kwargs: Any) -> None:
-    if not STATE.active(MITIGATION):
+    tenant = current_tenant()
+    if tenant is None and gate.mode == "single":
+        tenant = SINGLE_TENANT
+    if tenant is not None:
+        obj.cache_salt = gate.keys.mint(tenant_salt(enforcement, tenant))
         return None
-    if not is_server_salt(getattr(recv_req, "cache_salt", None)):
-        recv_req.cache_salt = random_salt()
-        STATE.count(AuditKind.CACHE_SALT_APPLIED, MITIGATION, 1, "requests", reason="unsalted_ingress")
+    if _is_health_check(obj):
+        # SGLang's own one-token liveness probe: a salt of its own, shared with nobody.
+        obj.cache_salt = gate.keys.mint(isolated_salt())
+        return None
+    STATE.count(AuditKind.REQUEST_REFUSED, MITIGATION, 1, "requests", reason="salt_missing")
+    raise ValueError(f"{REFUSAL} (missing)")
+
+
+def _is_health_check(obj: Any) -> bool:
+    from sglang.srt.constants import HEALTH_CHECK_RID_PREFIX
+
+    rid = getattr(obj, "rid", None)
+    return isinstance(rid, str) and rid.startswith(HEALTH_CHECK_RID_PREFIX)
+
+
+def _before_handle_generate(scheduler: Any, recv_req: Any, *args: Any, **kwargs: Any) -> None:
+    gate = STATE.current.gate if STATE.current is not None else None
+    if gate is None:
+        return None
+    try:
+        recv_req.cache_salt = gate.admit(getattr(recv_req, "cache_salt", None))
+    except TokenRefused as exc:
+        # Nothing reaches the scheduler but through the tokenizer manager, which refuses unminted salts;
+        # should anything else arrive, it runs with a salt of its own and shares nothing.
+        recv_req.cache_salt = isolated_salt()
+        STATE.count(AuditKind.CACHE_SALT_APPLIED, MITIGATION, 1, "requests", reason=f"isolated_{exc.reason}")
+        return None
+    STATE.count(AuditKind.CACHE_SALT_APPLIED, MITIGATION, 1, "requests", reason="tenant")
     return None
+
+
+def _around_warmup(original: Any, *args: Any, **kwargs: Any) -> Any:
+    STATE.warmup_open = True
+    try:
+        return original(*args, **kwargs)
+    finally:
+        STATE.warmup_open = False
 
 
 HOOKS = [
     (targets.TOKENIZER_GENERATE, _before_generate, "BEFORE"),
-    (targets.SCHEDULER_HANDLE_GENERATE, _before_scheduler_request, "BEFORE"),
+    (targets.SCHEDULER_HANDLE_GENERATE, _before_handle_generate, "BEFORE"),
+    (targets.HTTP_WARMUP, _around_warmup, "AROUND"),
 ]

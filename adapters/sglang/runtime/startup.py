@@ -22,10 +22,16 @@ from pccguard.errors import EnforcementError
 from pccguard.facts import DeploymentFacts, Provenance
 from pccguard.plugin_startup import declared_facts, evaluate_startup, refuse_on_error
 from pccguard.profiles import load_profile
+from pccguard.tenancy.gate import SaltGate
+from pccguard.tenancy.identity import TenantResolver
+from pccguard.tenancy.salts import adopt_process_keys, process_keys
 
 from ..facts import PCCGUARD_STORAGE_CLASS, facts_from_server_args
-from . import salt, scrub, ttl
+from . import scrub, ttl
 from .state import STATE, Enforcement
+
+#: Attribute of the resolved ``ServerArgs`` that carries the salt key set to the scheduler processes.
+KEYS_ATTR = "_pccguard_salt_keys"
 
 logger = logging.getLogger("pccguard.sglang")
 
@@ -96,8 +102,9 @@ def installable(server_args: Any, config: PluginConfig) -> set[str]:
     if m.prefix_cache_ttl_seconds is None or not plain_tree:
         out.discard("prefix_cache_ttl")
     if int(get("tokenizer_worker_num") or 1) > 1:
-        # SGLang installs its auth middleware only with a single tokenizer worker.
-        out -= {"close_privileged_endpoints", "disable:runtime_updates"}
+        # SGLang installs its auth middleware only with a single tokenizer worker, and the tenant
+        # boundary is added to that worker's app alone.
+        out -= {"close_privileged_endpoints", "disable:runtime_updates", "tenant_cache_salt"}
     storage = get("hicache_storage_backend")
     if (
         m.encrypt_offload
@@ -115,13 +122,17 @@ def always_installed(config: PluginConfig, facts: DeploymentFacts) -> set[str]:
     return always
 
 
-def decide(server_args: Any) -> Enforcement | None:
-    """Decide once per process; raise ``EnforcementError`` to refuse the start."""
+def decide(server_args: Any, *, scheduler: bool = False) -> Enforcement | None:
+    """Decide once per process; raise ``EnforcementError`` to refuse the start.
+
+    ``scheduler`` marks a scheduler process: it must receive the salt key set
+    with the server arguments and never makes one of its own.
+    """
     with STATE.lock:
         if STATE.current is not None:
             return STATE.current
         try:
-            return _decide_locked(server_args)
+            return _decide_locked(server_args, scheduler)
         except EnforcementError:
             raise
         except Exception as exc:  # an error before the policy runs (config, facts): fail closed
@@ -129,7 +140,7 @@ def decide(server_args: Any) -> Enforcement | None:
             raise  # refuse_on_error always raises without a configuration
 
 
-def _decide_locked(server_args: Any) -> Enforcement | None:
+def _decide_locked(server_args: Any, scheduler: bool) -> Enforcement | None:
     config = load_plugin_config(dict(os.environ))
     if not config.enabled:
         logger.warning("pccguard plugin disabled by its configuration: no mitigations installed")
@@ -147,18 +158,42 @@ def _decide_locked(server_args: Any) -> Enforcement | None:
     admin_routes = (
         "require_admin_key" if params.get("allow_authenticated_admin_endpoints") is True else "refuse"
     )
+    from sglang.srt.arg_groups.overrides import resolution_result
+
+    TenantResolver(config.tenancy)  # a malformed API key file refuses the start, in every process
+    gate = _salt_gate(server_args, config, scheduler) if "tenant_cache_salt" in decision.install else None
     enforcement = Enforcement(
         config=config,
         installed=frozenset(decision.install),
         admin_routes=admin_routes,
-        tenant_keys=salt.load_tenant_keys(config.tenancy.api_keys_file)
-        if config.tenancy.identified_by == "api_key"
-        else {},
+        gate=gate,
+        radix_cache=not bool(resolution_result(server_args, "disable_radix_cache")),
     )
     STATE.current = enforcement
     for mitigation in decision.install:
         STATE.audit.emit(AuditKind.MITIGATION_INSTALLED, mitigation=mitigation)
     return enforcement
+
+
+def _salt_gate(server_args: Any, config: PluginConfig, scheduler: bool) -> SaltGate:
+    """The salt gate of this process, with the one key set of this start.
+
+    The launcher (or in-process ``Engine``) resolves the server arguments first
+    and attaches the process's key set to them; scheduler processes receive the
+    arguments pickled and adopt that set, so they open the tokens the ingress mints.
+    """
+    keys = getattr(server_args, KEYS_ATTR, None)
+    if keys is None and scheduler:
+        raise EnforcementError(
+            "tenant_cache_salt is installed but no salt keys came with the server arguments to this scheduler"
+        )
+    if keys is None:
+        keys = process_keys()
+        setattr(server_args, KEYS_ATTR, keys)  # an underscore attribute: ServerArgs allows bookkeeping
+    tenancy = config.tenancy
+    return SaltGate(
+        keys=adopt_process_keys(keys), mode=tenancy.mode, max_age=tenancy.salt_token_max_age_seconds
+    )
 
 
 def check_pools(scheduler: Any) -> None:

@@ -2,13 +2,14 @@
 
 Every SGLang process (launcher, scheduler, detokenizer) loads the plugin and
 decides for itself from the same resolved server arguments, so no decision has
-to travel between processes. Keys (the cache-salt HMAC key) are generated here,
-in memory, once per process, and never leave it.
+to travel between processes -- except the salt key set: the launcher generates
+it and it rides to the scheduler processes as an attribute of the resolved
+``ServerArgs`` (pickled over the process-start pipe; not a field, so never
+printed), because the scheduler must open the salt tokens the HTTP ingress mints.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import defaultdict
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pccguard.audit import AuditKind, AuditLog
 from pccguard.config import PluginConfig
+from pccguard.tenancy.gate import SaltGate
 
 ENGINE = "sglang"
 #: Aggregated counters (scrubbed slots, salted requests) are emitted at most this often.
@@ -29,9 +31,10 @@ class Enforcement:
     config: PluginConfig
     installed: frozenset[str]
     admin_routes: str = "require_admin_key"  # or "refuse"
-    salt_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
-    tenant_keys: dict[str, str] = field(default_factory=dict, repr=False)  # sha256(key) -> tenant
-    salt_cache: dict[str, str] = field(default_factory=dict, repr=False)  # tenant -> salt
+    #: The salt gate (and its key set) when ``tenant_cache_salt`` is installed.
+    gate: SaltGate | None = field(default=None, repr=False)
+    salt_cache: dict[str, str] = field(default_factory=dict, repr=False)  # tenant -> derived salt
+    radix_cache: bool = True
 
     def active(self, mitigation: str) -> bool:
         return mitigation in self.installed
@@ -46,6 +49,8 @@ class _State:
         self.audit = AuditLog(ENGINE)
         self._pending: dict[tuple[AuditKind, str, str, str], int] = defaultdict(int)
         self._last_emit = time.monotonic()
+        #: Open while SGLang's start-up warmup calls its own HTTP routes (see ``salt``).
+        self.warmup_open = False
 
     def active(self, mitigation: str) -> bool:
         current = self.current

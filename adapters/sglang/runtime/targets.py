@@ -27,3 +27,5 @@ NGRAM_UPDATE = "sglang.srt.speculative.ngram_worker.NGRAMWorker._update_ngram_co
 NGRAM_PREPARE = "sglang.srt.speculative.ngram_worker.NGRAMWorker._prepare_draft_tokens"
 AUTH_DECIDE = "sglang.srt.utils.auth.decide_request_auth"
 AUTH_HAS_FORCE = "sglang.srt.utils.auth.app_has_admin_force_endpoints"
+HTTP_SETUP = "sglang.srt.entrypoints.http_server._setup_and_run_http_server"
+HTTP_WARMUP = "sglang.srt.entrypoints.http_server._wait_and_warmup"

@@ -2,9 +2,10 @@
 
 One job per module: ``plan`` decides what to install (through the core's
 ``decide_startup``), ``configure`` writes that into the engine configuration,
-``scrub`` tracks freed KV blocks, ``salt`` derives tenant cache salts, ``ttl``
-expires cached prefixes, ``scheduler`` binds them into vLLM's scheduler,
-``worker`` is the worker extension that zeroes blocks, ``offload`` encrypts
-offloaded KV, ``middleware`` identifies the tenant at the HTTP ingress and
-``hooks`` attaches all of it to vLLM's extension points.
+``scrub`` tracks freed KV blocks, ``ttl`` expires cached prefixes,
+``scheduler`` binds them into vLLM's scheduler, ``worker`` is the worker
+extension that zeroes blocks, ``offload`` encrypts offloaded KV,
+``middleware`` puts the core's tenant boundary (``pccguard.tenancy``) in front
+of vLLM's app and ``hooks`` attaches all of it to vLLM's extension points,
+including the engine core's salt gate.
 """

@@ -4,7 +4,9 @@
 ``hybrid_executor`` is installed), ``scheduler_cls`` selects pccguard's scheduler, ``worker_extension_cls`` adds
 the zeroing extension to every worker, the offloading connector's
 ``spec_name``/``spec_module_path`` selects the encrypting spec, and the plan
-itself rides in ``additional_config`` to the engine-core process. A
+itself rides in ``additional_config`` to the engine-core process. With
+``tenant_cache_salt`` the process's salt key set rides beside it, as an
+attribute of the configuration object that is not one of its fields. A
 configuration that already names another scheduler or worker extension cannot
 be combined safely: the start is refused.
 """
@@ -14,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from pccguard.adapters.vllm.runtime import hybrid
-from pccguard.adapters.vllm.runtime.plan import PLAN_KEY, RuntimePlan
+from pccguard.adapters.vllm.runtime.plan import KEYS_ATTR, PLAN_KEY, RuntimePlan
 from pccguard.errors import EnforcementError
+from pccguard.tenancy.salts import process_keys
 
 OFFLOAD_SPEC = "EncryptedCPUOffloadingSpec"
 OFFLOAD_MODULE = "pccguard.adapters.vllm.runtime.offload"
@@ -56,6 +59,16 @@ def apply_plan(vllm_config: Any, plan: RuntimePlan) -> None:
         extra["spec_name"] = OFFLOAD_SPEC
         extra["spec_module_path"] = OFFLOAD_MODULE
         ktc.kv_connector_extra_config = extra
+
+    if plan.has("tenant_cache_salt"):
+        if int(getattr(par, "_api_process_count", 1) or 1) > 1:
+            raise EnforcementError(
+                "pccguard refuses to start vllm: tenant_cache_salt needs one API server process "
+                "(--api-server-count 1): each API server would mint salts the engine core cannot open"
+            )
+        # The key set rides to the engine-core process inside the configuration object (pickled over the
+        # process-start pipe); it is not a field, so vLLM neither logs nor hashes it.
+        setattr(vllm_config, KEYS_ATTR, process_keys())
 
     if not isinstance(vllm_config.additional_config, dict):
         raise EnforcementError("pccguard refuses to start vllm: additional_config is not a mapping")

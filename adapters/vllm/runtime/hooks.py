@@ -12,8 +12,8 @@ the three places where it can act:
   middleware to ``args.middleware`` (vLLM's ``--middleware`` mechanism);
 * ``EngineCoreProc.run_busy_loop`` -- hands pccguard's scheduler a way to wake
   the idle engine loop when a cached prefix expires;
-* ``EngineCore.preprocess_add_request`` -- applies the tenant salt before vLLM
-  hashes the prompt blocks (so they are hashed once).
+* ``EngineCore.preprocess_add_request`` -- admits the salt token the tenant
+  boundary minted (or refuses the request) before vLLM hashes the prompt blocks.
 
 Each wrapper is installed once per process (idempotent) and is a no-op for a
 static check (``pccguard check --engine vllm``).
@@ -54,13 +54,11 @@ def _serve_frontend_args() -> Any | None:
     """The ``vllm serve`` arguments of this process, when it is the API server (for frontend facts)."""
     if not _is_serve_process():
         return None
-    argv = sys.argv
     from pccguard.adapters.vllm.parse import _parse
 
-    try:
-        args, _, _, _ = _parse(argv[2:])
-    except Exception:
-        return None
+    # An error here propagates: without the server's arguments its routes, keys and logging are unknown,
+    # and the caller refuses the start rather than judging a server with no routes.
+    args, _, _, _ = _parse(sys.argv[2:])
     return args
 
 
@@ -152,27 +150,39 @@ def install_busy_loop_hook() -> None:
 
 
 def install_presalt_hook() -> None:
-    """Salt each request before vLLM builds it, so its block hashes are computed once, already salted.
+    """Admit each request's salt where it enters the engine core, before vLLM hashes its blocks.
 
-    ``EngineCore.preprocess_add_request`` turns the wire request into a ``Request``
-    (whose constructor hashes the prompt blocks). The scheduler's salter derives
-    the salt first; the ``Request`` is then marked so the scheduler does not
-    rehash it. Requests that reach the scheduler another way are salted there.
+    ``EngineCore.preprocess_add_request`` turns the wire request into a
+    ``Request`` (whose constructor hashes the prompt blocks). The scheduler's
+    salt gate opens the token the tenant boundary minted and puts the bare
+    salt in its place, so the blocks are hashed once, already salted. A request
+    without a valid token -- from a route the boundary never saw, or sent to the
+    engine core directly -- is refused here with a ``VLLMValidationError``,
+    which vLLM turns into that request's error (HTTP 400) and nothing else.
     """
     if not install_once("presalt"):
         return
+    from vllm.exceptions import VLLMValidationError
     from vllm.v1.engine.core import EngineCore
+
+    from pccguard.tenancy.gate import refusal_message
+    from pccguard.tenancy.salts import TokenRefused
 
     original = EngineCore.preprocess_add_request
 
     @functools.wraps(original)
     def preprocess_add_request(self: Any, request: Any) -> Any:
-        salter = getattr(getattr(self, "scheduler", None), "pccguard_salter", None)
-        if salter is None:
+        scheduler = getattr(self, "scheduler", None)
+        gate = getattr(scheduler, "pccguard_salt_gate", None)
+        if gate is None:
             return original(self, request)
-        request.cache_salt, named = salter.derive(request.cache_salt)
+        try:
+            request.cache_salt = gate.admit(request.cache_salt)
+        except TokenRefused as exc:
+            scheduler.pccguard_count_refusal(exc.reason)
+            raise VLLMValidationError(refusal_message(exc), parameter="cache_salt") from None
         built, wave = original(self, request)
-        built._pccguard_tenant = named
+        built._pccguard_salted = True
         return built, wave
 
     EngineCore.preprocess_add_request = preprocess_add_request  # type: ignore[method-assign]

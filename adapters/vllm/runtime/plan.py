@@ -25,6 +25,8 @@ from pccguard.plugin_startup import declared_facts, evaluate_startup, refuse_on_
 ENGINE = "vllm"
 #: Key of the plan inside ``VllmConfig.additional_config`` (it travels to the engine-core process).
 PLAN_KEY = "pccguard"
+#: Attribute of ``VllmConfig`` carrying the salt key set to the engine core (not a field: never logged or hashed).
+KEYS_ATTR = "_pccguard_salt_keys"
 #: The native offloading specs the encrypted spec can replace (same manager, encrypting worker).
 ENCRYPTABLE_SPECS = ("CPUOffloadingSpec", "EncryptedCPUOffloadingSpec")
 #: Served by the tenant middleware's ``/metrics`` filter (see ``metrics_filter``).
@@ -38,6 +40,7 @@ class RuntimePlan:
     install: tuple[str, ...] = ()
     ttl_seconds: float | None = None
     tenancy_mode: str = "multi"
+    salt_max_age: float = 600.0
     fail_mode: str = "closed"
     blocking: tuple[str, ...] = field(default=())
     #: Enclave executor settings when ``hybrid_executor`` is installed (read by the executor).
@@ -59,6 +62,7 @@ class RuntimePlan:
             install=tuple(data.get("install", ())),
             ttl_seconds=data.get("ttl_seconds"),
             tenancy_mode=str(data.get("tenancy_mode", "multi")),
+            salt_max_age=float(data.get("salt_max_age", 600.0)),
             fail_mode=str(data.get("fail_mode", "closed")),
             blocking=tuple(data.get("blocking", ())),
             enclave=dict(data["enclave"]) if data.get("enclave") else None,
@@ -152,6 +156,7 @@ def decide(
         if "prefix_cache_ttl" in decision.install
         else None,
         tenancy_mode=settings.tenancy.mode,
+        salt_max_age=settings.tenancy.salt_token_max_age_seconds,
         fail_mode=settings.fail_mode,
         enclave=enclave.to_dict() if hybrid.MITIGATION in decision.install else None,
     )

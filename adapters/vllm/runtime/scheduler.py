@@ -2,7 +2,8 @@
 
 Everything else is vLLM's code. The subclass
 
-* salts requests by tenant and recomputes their block hashes (``add_request``);
+* holds the salt gate the engine core admits every request through (``hooks``),
+  and gives a request that reached it some other way a salt nobody shares;
 * fixes every request's priority on the server when the policy is ``priority``;
 * expires cached prefixes past the TTL at the start of every ``schedule()``;
 * sends the scrub queue to the workers through ``new_block_ids_to_zero``,
@@ -24,11 +25,13 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
-from pccguard.adapters.vllm.runtime.plan import PLAN_KEY, RuntimePlan, decide
-from pccguard.adapters.vllm.runtime.salt import TenantSalter
+from pccguard.adapters.vllm.runtime.plan import KEYS_ATTR, PLAN_KEY, RuntimePlan, decide
 from pccguard.adapters.vllm.runtime.scrub import ScrubTracker
 from pccguard.adapters.vllm.runtime.ttl import PrefixTTL
 from pccguard.audit import AuditKind
+from pccguard.errors import EnforcementError
+from pccguard.tenancy.gate import SaltGate
+from pccguard.tenancy.salts import adopt_process_keys, isolated_salt
 
 #: Seconds between audit records of per-request and per-block actions while the engine is busy.
 AUDIT_INTERVAL = 1.0
@@ -49,7 +52,7 @@ class PccguardSchedulerMixin:
     pccguard_plan: RuntimePlan
     pccguard_scrub: ScrubTracker | None
     pccguard_ttl: PrefixTTL | None
-    pccguard_salter: TenantSalter | None
+    pccguard_salt_gate: SaltGate | None
 
     def _pccguard_setup(self, vllm_config: Any) -> None:
         plan = plan_from_config(vllm_config)
@@ -64,7 +67,7 @@ class PccguardSchedulerMixin:
         self.pccguard_ttl = (
             PrefixTTL(pool, plan.ttl_seconds) if plan.has("prefix_cache_ttl") and plan.ttl_seconds else None
         )
-        self.pccguard_salter = TenantSalter() if plan.has("tenant_cache_salt") else None
+        self.pccguard_salt_gate = _salt_gate(vllm_config, plan) if plan.has("tenant_cache_salt") else None
         for mitigation in plan.install:
             log.emit(AuditKind.MITIGATION_INSTALLED, mitigation=mitigation, reason="scheduler")
 
@@ -72,14 +75,16 @@ class PccguardSchedulerMixin:
 
     def add_request(self, request: Any) -> None:
         counts = self._pccguard_counts
-        if self.pccguard_salter is not None:
-            # Salted before hashing by the engine core hook (``hooks``); otherwise salt and rehash here.
-            named = getattr(request, "_pccguard_tenant", None)
-            if named is None:
-                named = self.pccguard_salter.apply(request)
-            counts[
-                (AuditKind.CACHE_SALT_APPLIED, "tenant_cache_salt", "tenant" if named else "anonymous")
-            ] += 1
+        if self.pccguard_salt_gate is not None:
+            if getattr(request, "_pccguard_salted", False):
+                counts[(AuditKind.CACHE_SALT_APPLIED, "tenant_cache_salt", "tenant")] += 1
+            else:
+                # Not admitted by the engine core's gate (``hooks``): a salt nobody else has, so it shares nothing.
+                request.cache_salt = isolated_salt()
+                if getattr(request, "_block_hasher", None) is not None:
+                    request.block_hashes = []
+                    request.update_block_hashes()
+                counts[(AuditKind.CACHE_SALT_APPLIED, "tenant_cache_salt", "isolated")] += 1
         if self.pccguard_plan.has("server_side_priority") and getattr(request, "priority", 0) != 0:
             request.priority = 0
             counts[(AuditKind.PRIORITY_OVERRIDDEN, "server_side_priority", "client_priority_ignored")] += 1
@@ -92,6 +97,10 @@ class PccguardSchedulerMixin:
         if self._pccguard_counts and time.monotonic() >= self._pccguard_next_flush:
             self.pccguard_flush_audit()
         return super().schedule(*args, **kwargs)  # type: ignore[misc]
+
+    def pccguard_count_refusal(self, reason: str) -> None:
+        """Count a request the engine core's salt gate refused (``reason`` is a short code)."""
+        self._pccguard_counts[(AuditKind.REQUEST_REFUSED, "tenant_cache_salt", f"salt_{reason}")] += 1
 
     def pccguard_flush_audit(self) -> None:
         """Emit the accumulated counts: one event per (kind, mitigation, reason), at most every
@@ -178,6 +187,18 @@ class PccguardSchedulerMixin:
     def _pccguard_on_timer(self) -> None:
         self._pccguard_timer = None
         self._pccguard_wake()
+
+
+def _salt_gate(vllm_config: Any, plan: RuntimePlan) -> SaltGate:
+    """The gate of this engine core, with the key set the configuration carried from the ingress process."""
+    keys = getattr(vllm_config, KEYS_ATTR, None)
+    if keys is None:
+        raise EnforcementError(
+            "pccguard refuses to start vllm: tenant_cache_salt is planned but no salt keys reached the engine "
+            "core (the configuration was not built through pccguard's hook)"
+        )
+    mode = "single" if plan.tenancy_mode == "single" else "multi"
+    return SaltGate(keys=adopt_process_keys(keys), mode=mode, max_age=plan.salt_max_age)
 
 
 class PccguardScheduler(PccguardSchedulerMixin, Scheduler):

@@ -29,10 +29,10 @@ def main() -> None:
     from sglang.srt.mem_cache.radix_cache import RadixCache, RadixKey
     from sglang.srt.sampling.sampling_params import SamplingParams
 
-    from pccguard.adapters.sglang.runtime.salt import derive_salt
+    from pccguard.adapters.sglang.runtime.salt import tenant_salt
 
     def salt(tenant: str) -> str | None:
-        return derive_salt(enforcement.salt_key, tenant) if enforcement else None
+        return tenant_salt(enforcement, tenant) if enforcement else None
 
     kv = MHATokenToKVPool(
         size=64,

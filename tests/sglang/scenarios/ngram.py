@@ -42,10 +42,10 @@ def main() -> None:
     if plugin:
         enforcement = install_plugin(server_args(model))
         from pccguard.adapters.sglang.runtime.ngram import TenantNgramCorpus
-        from pccguard.adapters.sglang.runtime.salt import derive_salt
+        from pccguard.adapters.sglang.runtime.salt import tenant_salt
 
         store = TenantNgramCorpus(corpus, DRAFTS)
-        salts = {t: derive_salt(enforcement.salt_key, t) for t in ("A", "B")}
+        salts = {t: tenant_salt(enforcement, t) for t in ("A", "B")}
     else:
         store = corpus()
     req_a = SimpleNamespace(rid="a1", cache_salt=salts["A"])

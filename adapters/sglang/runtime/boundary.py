@@ -1,0 +1,63 @@
+"""The shared tenant boundary on SGLang's HTTP app (see ``pccguard.tenancy.boundary``).
+
+``_setup_and_run_http_server`` runs in the HTTP server's process before uvicorn
+starts; the hook adds the boundary to SGLang's module-level FastAPI app there,
+so it is in place (and has bound every route, at the ASGI lifespan) before the
+first request. SGLang's routes reach the engine through
+``TokenizerManager.generate_request``, where ``salt`` applies the tenant's
+salt, so the boundary writes none into bodies. Operator routes are left to
+SGLang's admin-key check, which ``endpoints`` hardens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pccguard.tenancy.boundary import AUDIT_RECORDS, ASGIApp, BoundaryPolicy, TenantBoundary
+from pccguard.tenancy.identity import TenantResolver
+
+from ..routes import EMBEDDING_PATHS, ROUTE_TABLE
+from . import targets
+from .state import STATE, Enforcement
+
+
+def _record(outcome: str, tenant: str | None) -> None:
+    found = AUDIT_RECORDS.get(outcome)
+    if found is not None:
+        kind, mitigation, reason = found
+        STATE.count(kind, mitigation, 1, "requests", reason=reason or "-")
+
+
+def sglang_policy(enforcement: Enforcement, *, radix_cache: bool) -> BoundaryPolicy:
+    return BoundaryPolicy(
+        engine="sglang",
+        table=ROUTE_TABLE,
+        resolver=TenantResolver(enforcement.config.tenancy),
+        salt_in_body=False,
+        keys=lambda: enforcement.gate.keys if enforcement.gate is not None else None,
+        record=_record,
+        admin="engine",
+        refused_paths=EMBEDDING_PATHS if radix_cache else frozenset(),
+        warmup_open=lambda: STATE.warmup_open,
+    )
+
+
+class SglangTenantBoundary(TenantBoundary):
+    """Added with ``app.add_middleware(SglangTenantBoundary, policy=...)``."""
+
+    def __init__(self, app: ASGIApp, policy: BoundaryPolicy) -> None:
+        super().__init__(app, policy)
+
+
+def _before_http_setup(server_args: Any, *args: Any, **kwargs: Any) -> None:
+    enforcement = STATE.current
+    if enforcement is None:
+        return None
+    from sglang.srt.entrypoints import http_server
+
+    policy = sglang_policy(enforcement, radix_cache=enforcement.radix_cache)
+    http_server.app.add_middleware(SglangTenantBoundary, policy=policy)
+    return None
+
+
+HOOKS = [(targets.HTTP_SETUP, _before_http_setup, "BEFORE")]
