@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING, NoReturn
 from pccguard import __version__
 from pccguard.errors import InputError, PccguardError, UsageError
 from pccguard.metadata import SEVERITIES
-from pccguard.output import emit
+from pccguard.output import check_output, emit
 
 # Cheap to import: the probe's HTTP client, statistics and rich load only when ``pccguard probe`` runs.
 from pccguard.probe.cli import register as register_probe
 
 if TYPE_CHECKING:
+    from pccguard.engines.limits import EvalLimits
     from pccguard.facts import DeploymentFacts
     from pccguard.rulebook import Rulebook
 
@@ -72,6 +74,42 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_limit_args(parser: argparse.ArgumentParser) -> None:
+    """Bounds on each evaluation (a rule is code; a custom one can loop or allocate without end)."""
+    from pccguard.engines.limits import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
+
+    group = parser.add_argument_group("evaluation limits (0 disables one)")
+    group.add_argument(
+        "--eval-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="default: %(default)s",
+    )
+    group.add_argument(
+        "--eval-memory",
+        type=int,
+        default=DEFAULT_MEMORY_MB,
+        metavar="MIB",
+        help="memory the evaluation may add (default: %(default)s)",
+    )
+    group.add_argument(
+        "--max-facts-bytes",
+        type=int,
+        default=DEFAULT_MAX_INPUT_BYTES,
+        metavar="BYTES",
+        help="largest facts document, as policy input (default: %(default)s)",
+    )
+
+
+def _limits(args: argparse.Namespace) -> EvalLimits:
+    from pccguard.engines.limits import EvalLimits
+
+    return EvalLimits(
+        timeout_s=args.eval_timeout, memory_mb=args.eval_memory, max_input_bytes=args.max_facts_bytes
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pccguard",
@@ -103,8 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when a rule fails at this severity or above (default: %(default)s)",
     )
     check.add_argument("--no-color", action="store_true", help="plain table output")
+    check.add_argument(
+        "--show-all",
+        action="store_true",
+        help="table: also list not-applicable rules (hidden by default, counted in the footer)",
+    )
     _add_rule_source_args(check)
     _add_engine_args(check)
+    _add_limit_args(check)
 
     facts = sub.add_parser("facts", help="print the facts collected from a file or an engine's arguments")
     facts.add_argument("facts", nargs="?", type=Path, help="facts file to validate and normalise")
@@ -129,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rule", action="append", default=[], metavar="ID", help="only this rule (repeatable)"
     )
     _add_rule_source_args(rtest)
+    _add_limit_args(rtest)
     rexplain = rsub.add_parser("explain", help="show one rule: metadata, catalog row, fixtures")
     rexplain.add_argument("rule_id", metavar="ID")
     _add_rule_source_args(rexplain)
@@ -170,12 +215,26 @@ def _collect_facts(args: argparse.Namespace, engine_args: list[str] | None) -> D
     return load_facts(args.facts)
 
 
+def _input_files(args: argparse.Namespace) -> list[Path]:
+    """Every file the command reads (facts, waivers, profile, rules), which ``--output`` must not replace."""
+    files = [p for p in (getattr(args, "facts", None), getattr(args, "waivers", None)) if p is not None]
+    profile: str | None = getattr(args, "profile", None)
+    if profile:
+        from pccguard.profiles import shipped_profiles
+
+        files.append(shipped_profiles().get(profile, Path(profile)))
+    rules_dirs: list[Path] | None = getattr(args, "rules_dirs", None)
+    if rules_dirs is not None:
+        from pccguard.resources import shipped_rules_dir
+
+        files += [rule for folder in [shipped_rules_dir(), *rules_dirs] for rule in folder.rglob("*.rego")]
+    return files
+
+
 def cmd_check(args: argparse.Namespace, engine_args: list[str] | None) -> int:
+    inputs = _input_files(args)
     if args.output is not None:
-        if args.output.is_dir():
-            raise UsageError(f"--output {args.output} is a directory")
-        if not args.output.parent.is_dir():
-            raise InputError("output directory does not exist", where=str(args.output.parent))
+        check_output(args.output, inputs=inputs)  # before any work: a bad -o fails fast
     facts = _collect_facts(args, engine_args)
     from pccguard.session import build_evaluator, waivers_for
 
@@ -185,6 +244,7 @@ def cmd_check(args: argparse.Namespace, engine_args: list[str] | None) -> int:
         opa_url=args.opa_url,
         opa_token_env=args.opa_token_env,
         opa_timeout=args.opa_timeout,
+        limits=_limits(args),
     )
     waivers = waivers_for(evaluator, args.waivers)
     report = evaluator.evaluate(facts, waivers=waivers, fail_on=args.fail_on)
@@ -197,9 +257,8 @@ def cmd_check(args: argparse.Namespace, engine_args: list[str] | None) -> int:
         from pccguard.reports.table import render_table
 
         to_terminal = args.output is None and sys.stdout.isatty()
-        width = shutil.get_terminal_size().columns if to_terminal else None
         color = to_terminal and not args.no_color and "NO_COLOR" not in os.environ
-        text = render_table(report, color=color, width=width)
+        text = render_table(report, color=color, width=_table_width(to_terminal), show_all=args.show_all)
     elif args.format == "sarif":
         from pccguard.reports.sarif import render_sarif
 
@@ -207,13 +266,36 @@ def cmd_check(args: argparse.Namespace, engine_args: list[str] | None) -> int:
         text = render_sarif(report, source_root=Path.cwd(), artifact=artifact)
     else:
         text = render(report, args.format)
-    emit(text, args.output)
+    emit(text, args.output, inputs=inputs)
     return report.exit_code()
 
 
+#: Narrower than this, even the indented list layout of the table has no room for a word per line.
+_MIN_TABLE_WIDTH = 20
+
+
+def _table_width(to_terminal: bool) -> int | None:
+    """The width to render the check table at: the terminal's, else ``COLUMNS`` when set, else the default.
+
+    A pipe or a file has no width of its own; ``COLUMNS`` in the environment is
+    the one way a caller (a CI job, ``COLUMNS=200 pccguard check ... | less``)
+    can ask for one, so it is honoured there too. Nonsense values fall back to
+    the table's default instead of failing the report.
+    """
+    if to_terminal:
+        return shutil.get_terminal_size().columns
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        return max(int(columns), _MIN_TABLE_WIDTH)
+    return None
+
+
 def cmd_facts(args: argparse.Namespace, engine_args: list[str] | None) -> int:
+    from pccguard.facts_io import facts_document
+
     facts = _collect_facts(args, engine_args)
-    emit(json.dumps(facts.model_dump(mode="json"), indent=2, sort_keys=True), args.output)
+    # Only input fields: the output is a facts file that ``pccguard check`` reads back as it is.
+    emit(json.dumps(facts_document(facts), indent=2, sort_keys=True), args.output, inputs=_input_files(args))
     return 0
 
 
@@ -231,22 +313,74 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     if args.format == "json":
         emit(catalog.model_dump_json(indent=2), None)
         return 0
+    rows = [
+        [row.id, row.category, " ".join(row.endangers) or "-", "\n".join(row.mitigations), row.title]
+        for row in catalog.optimizations
+    ]
+    rows += [
+        [risk.id, "observability", " ".join(risk.endangers) or "-", "\n".join(risk.mitigations), risk.title]
+        for risk in catalog.observability
+    ]
+    _print_id_table("PCC optimization catalog", ("id", "category", "endangers", "mitigations"), "title", rows)
+    return 0
+
+
+#: Narrowest useful width of the one free-text column of an id table before the rows become blocks.
+_MIN_TEXT_WIDTH = 20
+
+
+def _print_id_table(title: str, id_columns: Sequence[str], text_column: str, rows: list[list[str]]) -> None:
+    """Print rows whose first columns are identifiers, never cut, and whose last column is free text.
+
+    Rule, catalog and mitigation ids are what a rule author copies into a rule
+    file or a profile, so they are never wrapped, folded or ellipsised; only
+    the text column wraps (a cell may hold several ids, one per line). When the
+    console is too narrow for the ids plus a readable text column, each row
+    becomes a block instead (ids on one line, the text indented below), which a
+    console can wrap between ids but never inside one. The console honours
+    ``COLUMNS``, so piped output can be made as wide as wanted.
+    """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title="PCC optimization catalog", show_lines=False)
-    for column in ("id", "category", "endangers", "title", "mitigations"):
-        table.add_column(column)
-    for row in catalog.optimizations:
-        table.add_row(
-            row.id, row.category, " ".join(row.endangers) or "-", row.title, ", ".join(row.mitigations)
-        )
-    for risk in catalog.observability:
-        table.add_row(
-            risk.id, "observability", " ".join(risk.endangers), risk.title, ", ".join(risk.mitigations)
-        )
-    Console().print(table)
-    return 0
+    console = Console()
+    widths = [
+        max([len(column), *(len(line) for row in rows for line in row[index].splitlines())])
+        for index, column in enumerate(id_columns)
+    ]
+    # Each column of the default box takes its padding (2) and one rule; plus the left edge.
+    needed = sum(widths) + _MIN_TEXT_WIDTH + 3 * (len(id_columns) + 1) + 1
+    if console.width >= needed:
+        table = Table(title=title)
+        for column in id_columns:
+            table.add_column(column, no_wrap=True)
+        table.add_column(text_column, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+
+    # Wrapped here, between words only, and printed without rich's wrapping or cropping (soft_wrap):
+    # an id longer than the console overflows the line rather than losing its tail.
+    def lines(words: list[str], indent: str, gap: str = " ") -> list[str]:
+        return textwrap.wrap(
+            gap.join(words),
+            width=max(console.width, 1),
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or [indent]
+
+    console.print(Text(title, style="bold"), soft_wrap=True)
+    console.print(Text(f"{'  '.join(id_columns)} / {text_column}", style="dim"), soft_wrap=True)
+    for row in rows:
+        ids = [cell.replace("\n", ", ") for cell in row[: len(id_columns)]]
+        for line in lines(ids, "", gap="  "):
+            console.print(Text(line, style="bold"), soft_wrap=True)
+        for line in lines(row[-1].split(), "    "):
+            console.print(Text(line), soft_wrap=True)
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
@@ -276,7 +410,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     if action == "list":
         return _rules_list(rulebook, args.format)
     if action == "test":
-        return _rules_test(rulebook, set(args.rule))
+        return _rules_test(rulebook, set(args.rule), _limits(args))
     if action == "explain":
         return _rules_explain(rulebook, args.rule_id)
     if action == "bundle":
@@ -295,15 +429,10 @@ def _rules_list(rulebook: Rulebook, fmt: str) -> int:
     if fmt == "json":
         emit(json.dumps([r.model_dump(mode="json") for r in rules], indent=2, sort_keys=True), None)
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{len(rules)} rules")
-    for column in ("id", "req", "severity", "optimization", "mitigation", "title"):
-        table.add_column(column)
-    for r in rules:
-        table.add_row(r.id, r.requirement, r.severity, r.optimization, r.mitigation, r.title)
-    Console().print(table)
+    rows = [[r.id, r.requirement, r.severity, r.optimization, r.mitigation, r.title] for r in rules]
+    _print_id_table(
+        f"{len(rules)} rules", ("id", "req", "severity", "optimization", "mitigation"), "title", rows
+    )
     return 0
 
 
@@ -319,7 +448,7 @@ def _rules_lint(rules_dirs: list[Path]) -> int:
     return 1 if errors else 0
 
 
-def _rules_test(rulebook: Rulebook, only: set[str]) -> int:
+def _rules_test(rulebook: Rulebook, only: set[str], limits: EvalLimits) -> int:
     from pccguard.engines.embedded import EmbeddedEngine
     from pccguard.fixtures import discover, missing_coverage, run_fixtures
 
@@ -327,7 +456,7 @@ def _rules_test(rulebook: Rulebook, only: set[str]) -> int:
     if unknown:
         raise UsageError(f"unknown rule id(s): {', '.join(unknown)}")
     fixtures = discover(rulebook, only or None)
-    engine = EmbeddedEngine(rulebook.modules())
+    engine = EmbeddedEngine(rulebook.modules(), limits)
     outcomes = run_fixtures(rulebook, engine, fixtures)
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
@@ -350,6 +479,10 @@ def _rules_explain(rulebook: Rulebook, rule_id: str) -> int:
     if rule_id not in rulebook.rules:
         raise UsageError(f"unknown rule id {rule_id!r} (see 'pccguard rules list')")
     meta = rulebook.rules[rule_id]
+    # The file as it lies on disk, absolute: reports name shipped rules ``rules/...`` for
+    # stability, but a path printed here is one to open or copy, from whatever directory.
+    source = next((f.path for f in rulebook.rule_files if f.meta is not None and f.meta.id == rule_id), None)
+    shown = Path(source).resolve() if source is not None else Path(meta.path)
     catalog = load_catalog()
     lines = [
         f"{meta.id}: {meta.title}",
@@ -360,7 +493,7 @@ def _rules_explain(rulebook: Rulebook, rule_id: str) -> int:
         f"  threats      {'; '.join(meta.threats)}",
         f"  references   {'; '.join(meta.references)}",
         f"  message      {meta.message}",
-        f"  file         {meta.path}:{meta.line}",
+        f"  file         {shown}:{meta.line}",
         "",
         *("  " + line for line in meta.description.splitlines()),
     ]

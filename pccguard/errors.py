@@ -6,6 +6,14 @@ plugins turn them into a refusal to start. Nothing here is ever a pass.
 
 from __future__ import annotations
 
+#: C0 controls and DEL: a file name or a value quoted from a file must not break the one line or drive the terminal.
+_CONTROLS = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as ``\\xNN`` escapes, so it stays on one line."""
+    return text.translate(_CONTROLS)
+
 
 class PccguardError(Exception):
     """Base class: a problem with input, configuration or an engine, described in one line."""
@@ -13,8 +21,8 @@ class PccguardError(Exception):
     exit_code = 2
 
     def __init__(self, message: str, *, where: str | None = None) -> None:
-        self.message = " ".join(message.split())
-        self.where = where
+        self.message = printable(" ".join(message.split()))
+        self.where = printable(where) if where is not None else None
         super().__init__(self.one_line())
 
     def one_line(self) -> str:

@@ -18,12 +18,12 @@ from pccguard.catalog import Catalog, load_catalog
 from pccguard.engines.base import DecisionDocument, PolicyEngine
 from pccguard.errors import EngineError, InputError
 from pccguard.facts import DeploymentFacts
-from pccguard.metadata import RuleMeta
+from pccguard.metadata import SEVERITY_RANK, RuleMeta
 from pccguard.mitigations import is_valid_mitigation
-from pccguard.profiles import Profile
+from pccguard.profiles import Profile, UnknownFacts
 from pccguard.results import FindingResult, Report, RuleResult, Verdict, WaiverRef, summarize
 from pccguard.rulebook import Rulebook
-from pccguard.waivers import WaiverSet
+from pccguard.waivers import Waiver, WaiverSet
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 
@@ -40,6 +40,28 @@ def _lookup(data: Any, dotted: str) -> Any:
 
 
 _MISSING = object()
+
+#: Rules at or above this severity fail when a fact they need is unknown, under every profile.
+_ALWAYS_DECIDED = SEVERITY_RANK["high"]
+
+
+def _waiver_ref(waiver: Waiver) -> WaiverRef:
+    return WaiverRef(
+        rule=waiver.rule,
+        scope=waiver.scope,
+        justification=waiver.justification,
+        owner=waiver.owner,
+        expires=waiver.expires.isoformat(),
+        status="active",
+    )
+
+
+def _declared_reason(needed: list[str]) -> str:
+    """Why a claimed mitigation does not count: only a running plugin's own facts can enforce one."""
+    return (
+        f"mitigation {', '.join(needed)} declared by the facts, not enforced: only the facts a running "
+        "pccguard plugin builds for itself enforce (a facts file always declares)"
+    )
 
 
 def _show(value: Any) -> str:
@@ -153,40 +175,59 @@ class Evaluator:
             return result(Verdict.ERROR, reason="the rule produced no decision ('applicable' is undefined)")
         if not decision["applicable"][pkg]:
             return result(Verdict.NOT_APPLICABLE)
-        unknown_fails = self.profile.params.get("unknown_facts") == "fail"
         try:
             deny = [self._finding(rule, f, facts, facts_doc) for f in decision["deny"].get(pkg, [])]
             warn = [self._finding(rule, f, facts, facts_doc) for f in decision["warn"].get(pkg, [])]
         except InputError as exc:
             return result(Verdict.ERROR, reason=exc.one_line())
-        if unknown_fails:
-            deny += [f for f in warn if f.unknown]
+        # Undecided: the rule warns that a fact it needs is unknown. Where unknown facts fail
+        # (always at high and critical severity), those warnings are denies.
+        undecided: list[FindingResult] = []
+        if self._unknown_fails(severity):
+            undecided = [f for f in warn if f.unknown]
             warn = [f for f in warn if not f.unknown]
-        active = set(facts.runtime.mitigations_active)
+        known_deny = bool(deny)
+        deny += undecided
+        findings = deny + warn
+        needed = sorted({f.mitigation for f in findings})
+        covered = bool(findings) and set(facts.runtime.mitigations_active).issuperset(needed)
         if deny:
             waiver = waivers.find(rule.id, facts.deployment.name) if waivers else None
             if waiver is not None:
-                ref = WaiverRef(
-                    rule=waiver.rule,
-                    scope=waiver.scope,
-                    justification=waiver.justification,
-                    owner=waiver.owner,
-                    expires=waiver.expires.isoformat(),
-                    status="active",
+                return result(
+                    Verdict.WAIVED, findings, waiver=_waiver_ref(waiver), reason=waiver.justification
                 )
-                return result(Verdict.WAIVED, deny + warn, waiver=ref, reason=waiver.justification)
-            needed = sorted({f.mitigation for f in deny + warn})
-            if active.issuperset(needed):
-                return result(Verdict.ENFORCED, deny + warn, reason=f"mitigation {', '.join(needed)} active")
-            if rule.id in self.profile.advisory:
-                return result(Verdict.WARN, deny + warn, reason=f"advisory under profile {self.profile.name}")
-            return result(Verdict.FAIL, deny + warn)
+            if covered and facts.runtime.plugin_active:
+                return result(Verdict.ENFORCED, findings, reason=f"mitigation {', '.join(needed)} active")
+            forced = bool(undecided) and SEVERITY_RANK[severity] >= _ALWAYS_DECIDED
+            if rule.id in self.profile.advisory and not forced:
+                return result(Verdict.WARN, findings, reason=f"advisory under profile {self.profile.name}")
+            if covered:
+                return result(Verdict.DECLARED, findings, reason=_declared_reason(needed))
+            reason = None if known_deny else self._undecided_reason(severity)
+            return result(Verdict.FAIL, findings, reason=reason)
         if warn:
-            needed = sorted({f.mitigation for f in warn})
-            if active.issuperset(needed):
+            if covered and facts.runtime.plugin_active:
                 return result(Verdict.ENFORCED, warn, reason=f"mitigation {', '.join(needed)} active")
-            return result(Verdict.WARN, warn)
+            return result(Verdict.WARN, warn, reason=_declared_reason(needed) if covered else None)
         return result(Verdict.PASS)
+
+    def _unknown_fails(self, severity: str) -> bool:
+        """Whether an unknown fact fails a rule of this effective severity under this profile.
+
+        Unknown facts never pass: at high and critical severity they always fail,
+        so no profile (a shipped one, a user's, or one with a slip in it) can pass
+        a deployment nobody described. ``unknown_facts`` governs only the rest.
+        """
+        if SEVERITY_RANK[severity] >= _ALWAYS_DECIDED:
+            return True
+        return self.profile.params.unknown_facts is UnknownFacts.FAIL
+
+    def _undecided_reason(self, severity: str) -> str:
+        """For a rule that fails only because facts are unknown: say so, and which policy made it fail."""
+        if SEVERITY_RANK[severity] >= _ALWAYS_DECIDED:
+            return f"undecided: an unknown fact fails a {severity}-severity rule under every profile"
+        return f"undecided: profile {self.profile.name} fails unknown facts (unknown_facts: fail)"
 
     @staticmethod
     def _finding(

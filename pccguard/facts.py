@@ -313,10 +313,21 @@ class ModelPrivacy(_Model):
 
 
 class Runtime(_Model):
-    """What pccguard itself installed in the running engine (empty for a static check)."""
+    """What pccguard itself installed in the running engine (empty for a static check).
 
-    plugin_active: bool = False
-    mitigations_active: list[str] = Field(default_factory=list)
+    Only facts a serving plugin builds for itself (``plugin_active: true``) can make
+    a rule ``enforced``. A document that lists mitigations without it only
+    *declares* them; such a rule is ``declared``, which fails like ``fail``.
+    """
+
+    plugin_active: bool = Field(
+        default=False,
+        description="True only in facts a running pccguard plugin built; without it, mitigations are claims",
+    )
+    mitigations_active: list[str] = Field(
+        default_factory=list,
+        description="Mitigations installed by the running plugin (declared only, unless plugin_active)",
+    )
     fail_mode: Literal["closed", "open"] | None = None
 
     @field_validator("mitigations_active")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pccguard.catalog import load_catalog
 from pccguard.engines.embedded import EmbeddedEngine
-from pccguard.errors import PccguardError
+from pccguard.errors import PccguardError, RuleError
 from pccguard.metadata import ParsedRuleFile
 from pccguard.mitigations import is_valid_mitigation
 from pccguard.resources import shipped_rules_dir
@@ -103,6 +103,31 @@ def _blank_text(text: str) -> str:
 
 def _line_of(source: str, offset: int) -> int:
     return source.count("\n", 0, offset) + 1
+
+
+#: Lint codes for constructs that abort the whole process inside regopy (a C++ ``terminate``, exit 134):
+#: no report, no error verdicts, nothing fail-closed can catch. They are refused before evaluation.
+CRASHING_CODES = frozenset({"PCC101"})
+
+
+def refuse_crashing_constructs(items: list[ParsedRuleFile]) -> None:
+    """Raise a ``RuleError`` naming file and line for the first construct that would crash the engine.
+
+    ``load_rulebook`` calls this for custom rule files, so ``check``, ``rules
+    test``, ``rules bundle`` and the serving plugins all refuse such a rule with
+    one line (exit 2) instead of dying inside the engine. The other lint checks
+    stay advisory there: their constructs fail as ``error`` verdicts, which the
+    engine isolates to the one rule.
+    """
+    for item in items:
+        code = _code_only(item.source)
+        for code_id, pattern, why in FORBIDDEN:
+            if code_id not in CRASHING_CODES:
+                continue
+            match = pattern.search(code)
+            if match:
+                line = _line_of(code, match.start())
+                raise RuleError(f"{code_id} {why} (see 'pccguard rules lint')", where=f"{item.path}:{line}")
 
 
 def lint_file(item: ParsedRuleFile, is_library: bool) -> list[LintProblem]:

@@ -51,6 +51,9 @@ class RuleMeta(BaseModel):
     package: str = ""
     path: str = ""
     line: int = 1
+    overrides: str | None = Field(
+        default=None, description="The shipped rule file this custom rule replaces (same id), if any"
+    )
 
     @field_validator("id")
     @classmethod

@@ -21,6 +21,9 @@ REPORT_SCHEMA_VERSION = "1.0"
 class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
+    #: A deny whose mitigations only a document claims (``runtime.plugin_active`` is not true):
+    #: a declaration, not an enforcement, so it fails the run like ``fail``.
+    DECLARED = "declared"
     WARN = "warn"
     ENFORCED = "enforced"
     WAIVED = "waived"
@@ -32,12 +35,17 @@ class Verdict(StrEnum):
 VERDICT_ORDER: tuple[Verdict, ...] = (
     Verdict.ERROR,
     Verdict.FAIL,
+    Verdict.DECLARED,
     Verdict.WARN,
     Verdict.ENFORCED,
     Verdict.WAIVED,
     Verdict.PASS,
     Verdict.NOT_APPLICABLE,
 )
+
+
+#: Verdicts that fail the run at or above the ``fail_on`` severity (``error`` fails it at any severity).
+FAILING_VERDICTS: frozenset[Verdict] = frozenset({Verdict.FAIL, Verdict.DECLARED})
 
 
 def worst(verdicts: list[Verdict]) -> Verdict:
@@ -108,7 +116,7 @@ class Report(_Frozen):
             r
             for r in self.results
             if r.verdict == Verdict.ERROR
-            or (r.verdict == Verdict.FAIL and SEVERITY_RANK[r.severity] >= threshold)
+            or (r.verdict in FAILING_VERDICTS and SEVERITY_RANK[r.severity] >= threshold)
         ]
 
     def has_errors(self) -> bool:

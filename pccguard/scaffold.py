@@ -1,11 +1,19 @@
-"""``pccguard rules new ID``: scaffold a rule file and its pass/fail fixtures."""
+"""``pccguard rules new ID``: scaffold a rule file and its pass/fail fixtures.
+
+Files are created exclusively (an existing file is never overwritten, even one
+that appears between the check and the write), and a directory that cannot be
+created or written (``/proc``, a read-only mount, a path through a regular
+file) is a one-line ``InputError`` naming it. A scaffold that fails part way
+removes the files it had written, so no rule is left without its fixtures.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from pccguard.catalog import load_catalog
-from pccguard.errors import UsageError
+from pccguard.errors import InputError, UsageError
 from pccguard.metadata import RULE_ID_RE, SEVERITIES, package_for
 from pccguard.mitigations import is_valid_mitigation
 
@@ -90,26 +98,41 @@ def scaffold_rule(
     existing = [str(t) for t in targets if t.exists()]
     if existing:
         raise UsageError(f"refusing to overwrite {', '.join(existing)}")
-    fixture_dir.mkdir(parents=True, exist_ok=True)
-    rule_path.write_text(
-        RULE_TEMPLATE.format(
-            title=title or f"{catalog.title_of(optimization)} is enabled",
-            letter=requirement,
-            rule_id=rule_id,
-            optimization=optimization,
-            severity=severity,
-            mitigation=mitigation,
-            package=package_for(rule_id),
-            accessor=accessor,
-            fact_path=f"{section}.{optimization}",
-        ),
-        encoding="utf-8",
+    rule_text = RULE_TEMPLATE.format(
+        title=title or f"{catalog.title_of(optimization)} is enabled",
+        letter=requirement,
+        rule_id=rule_id,
+        optimization=optimization,
+        severity=severity,
+        mitigation=mitigation,
+        package=package_for(rule_id),
+        accessor=accessor,
+        fact_path=f"{section}.{optimization}",
     )
-    for name, expect, enabled in (("pass.yaml", "pass", "false"), ("fail.yaml", "fail", "true")):
-        (fixture_dir / name).write_text(
-            FIXTURE_TEMPLATE.format(
-                expect=expect, section=section, optimization=optimization, enabled=enabled
-            ),
-            encoding="utf-8",
-        )
+    fixtures = [
+        FIXTURE_TEMPLATE.format(expect=expect, section=section, optimization=optimization, enabled=enabled)
+        for expect, enabled in (("pass", "false"), ("fail", "true"))
+    ]
+    _write_all(fixture_dir, dict(zip(targets, [rule_text, *fixtures], strict=True)))
     return targets
+
+
+def _write_all(fixture_dir: Path, files: dict[Path, str]) -> None:
+    """Create the directory and every file, or none of the files: a half scaffold would fail ``rules test``."""
+    written: list[Path] = []
+    try:
+        fixture_dir.mkdir(parents=True, exist_ok=True)
+        for path, text in files.items():
+            with path.open("x", encoding="utf-8") as handle:
+                written.append(path)
+                handle.write(text)
+    except OSError as exc:
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if isinstance(exc, FileExistsError):
+            raise UsageError(f"refusing to overwrite {exc.filename or fixture_dir}") from None
+        raise InputError(
+            f"cannot write the scaffold: {exc.strerror or type(exc).__name__}",
+            where=str(exc.filename or fixture_dir),
+        ) from None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pccguard.engines.base import PolicyEngine
 from pccguard.engines.embedded import EmbeddedEngine
+from pccguard.engines.limits import EvalLimits
 from pccguard.evaluate import Evaluator
 from pccguard.profiles import load_profile
 from pccguard.rulebook import Rulebook, load_rulebook
@@ -15,14 +16,19 @@ from pccguard.waivers import WaiverSet, load_waivers
 
 
 def build_engine(
-    rulebook: Rulebook, *, opa_url: str | None = None, opa_token: str | None = None, opa_timeout: float = 5.0
+    rulebook: Rulebook,
+    *,
+    opa_url: str | None = None,
+    opa_token: str | None = None,
+    opa_timeout: float = 5.0,
+    limits: EvalLimits | None = None,
 ) -> PolicyEngine:
     """The embedded engine unless an OPA server URL is given."""
     if opa_url:
         from pccguard.engines.opa import OpaServerEngine  # its HTTP stack costs ~0.2 s to import
 
         return OpaServerEngine(opa_url, token=opa_token, timeout=opa_timeout)
-    return EmbeddedEngine(rulebook.modules())
+    return EmbeddedEngine(rulebook.modules(), limits)
 
 
 def build_evaluator(
@@ -32,13 +38,16 @@ def build_evaluator(
     opa_url: str | None = None,
     opa_token_env: str | None = None,
     opa_timeout: float = 5.0,
+    limits: EvalLimits | None = None,
 ) -> Evaluator:
     """Rulebook + profile + engine. The OPA token is read from the environment variable
     named by ``opa_token_env``, so it never passes through arguments or config files."""
     opa_token = os.environ.get(opa_token_env) if opa_url and opa_token_env else None
     rulebook = load_rulebook(rules_dirs or [])
     chosen = load_profile(profile, rulebook)
-    engine = build_engine(rulebook, opa_url=opa_url, opa_token=opa_token, opa_timeout=opa_timeout)
+    engine = build_engine(
+        rulebook, opa_url=opa_url, opa_token=opa_token, opa_timeout=opa_timeout, limits=limits
+    )
     return Evaluator(rulebook, chosen, engine)
 
 

@@ -22,12 +22,20 @@ from collections.abc import Iterable, Mapping
 from pccguard.catalog import LETTERS
 from pccguard.facts import Provenance
 from pccguard.metadata import SEVERITY_RANK
-from pccguard.results import VERDICT_ORDER, Report, RequirementSummary, RuleResult, Verdict
+from pccguard.results import (
+    FAILING_VERDICTS,
+    VERDICT_ORDER,
+    Report,
+    RequirementSummary,
+    RuleResult,
+    Verdict,
+)
 
 #: Short, upper-case labels: a verdict is always shown as text, colour only adds to it.
 VERDICT_LABELS: dict[Verdict, str] = {
     Verdict.PASS: "PASS",
     Verdict.FAIL: "FAIL",
+    Verdict.DECLARED: "DECLARED",
     Verdict.WARN: "WARN",
     Verdict.ENFORCED: "ENFORCED",
     Verdict.WAIVED: "WAIVED",
@@ -39,6 +47,7 @@ VERDICT_LABELS: dict[Verdict, str] = {
 VERDICT_WORDS: dict[Verdict, str] = {
     Verdict.PASS: "pass",
     Verdict.FAIL: "fail",
+    Verdict.DECLARED: "declared",
     Verdict.WARN: "warn",
     Verdict.ENFORCED: "enforced",
     Verdict.WAIVED: "waived",
@@ -157,15 +166,37 @@ def note(result: RuleResult) -> str | None:
         return result.reason or "the policy engine gave no decision for this rule"
     if result.verdict == Verdict.ENFORCED:
         return result.reason or f"mitigation {result.rule.mitigation} is active"
+    if result.verdict == Verdict.DECLARED:
+        return result.reason or f"mitigation {result.rule.mitigation} is declared, not enforced"
     return result.reason
 
 
+def override_note(result: RuleResult) -> str | None:
+    """``"custom rule FILE overrides the shipped PCC-S-004 (rules/...)"`` when a custom rule replaced one.
+
+    A replacement can change what a shipped rule checks and its severity, so
+    every format says so next to the verdict instead of showing a plain result.
+    """
+    shipped = result.rule.overrides
+    if not shipped:
+        return None
+    return f"custom rule {result.rule.path} overrides the shipped {result.id} ({shipped})"
+
+
+def overridden(report: Report) -> list[RuleResult]:
+    """Results of custom rules that replaced a shipped rule, in rule-id order."""
+    return [r for r in results_by_id(report) if r.rule.overrides]
+
+
 def details(result: RuleResult) -> list[str]:
-    """Everything a reader needs about one result, as lines: the note first, then each finding."""
+    """Everything a reader needs about one result, as lines: the note and any override, then each finding."""
     lines = []
     explanation = note(result)
     if explanation:
         lines.append(explanation)
+    replaced = override_note(result)
+    if replaced:
+        lines.append(replaced)
     lines.extend(f.message for f in result.findings)
     return lines
 
@@ -177,7 +208,7 @@ def headline(result: RuleResult) -> str:
     if explanation:
         first = explanation
         more = len(messages)
-        if result.verdict in (Verdict.ENFORCED, Verdict.WARN) and messages:
+        if result.verdict in (Verdict.FAIL, Verdict.DECLARED, Verdict.ENFORCED, Verdict.WARN) and messages:
             first = f"{messages[0]} ({explanation})"
             more -= 1
     elif messages:
@@ -198,11 +229,14 @@ def deployment_label(report: Report) -> str:
 
 
 def mitigations_label(report: Report) -> str:
-    """Active mitigations installed by the plugin, or why there are none."""
+    """Mitigations installed by the running plugin, or declared by a document, or why there are none."""
     active = report.deployment.get("mitigations_active") or []
     plugin = report.deployment.get("plugin_active")
     if active:
-        return ", ".join(str(m) for m in active)
+        listed = ", ".join(str(m) for m in active)
+        return (
+            f"{listed} (enforced by the running plugin)" if plugin else f"{listed} (declared, not enforced)"
+        )
     return "none (plugin active)" if plugin else "none (static check, plugin not active)"
 
 
@@ -229,3 +263,21 @@ def exit_meaning(report: Report) -> str:
 def outcome_label(report: Report) -> str:
     """``PASS``, ``FAIL`` or ``ERROR`` for the run as a whole, matching the exit status."""
     return {0: "PASS", 1: "FAIL"}.get(report.exit_code(), "ERROR")
+
+
+def below_fail_on(report: Report, result: RuleResult) -> bool:
+    """A ``fail`` (or ``declared``) under the ``--fail-on`` threshold: a finding that does not fail the run.
+
+    Decided by ``Report.failing()``, the same list the exit status comes from,
+    so no format can call a rule a gate failure that the exit status ignores.
+    """
+    if result.verdict not in FAILING_VERDICTS:
+        return False
+    return all(failing.id != result.id for failing in report.failing())
+
+
+def below_fail_on_note(report: Report, result: RuleResult) -> str | None:
+    """``"severity low is below --fail-on high: does not fail the run"`` for such a result, else ``None``."""
+    if not below_fail_on(report, result):
+        return None
+    return f"severity {result.severity} is below --fail-on {report.fail_on}: does not fail the run"

@@ -44,6 +44,7 @@ code, .loc { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-s
          font-size: .8em; padding: .1em .45em; border-radius: .3em; border: 1px solid transparent; }
 .v-pass { background: #dafbe1; color: #116329; border-color: #4ac26b; }
 .v-fail { background: #ffebe9; color: #a40e26; border-color: #ff8182; }
+.v-declared { background: #fff1e5; color: #953800; border-color: #fb8f44; }
 .v-warn { background: #fff8c5; color: #7d4e00; border-color: #d4a72c; }
 .v-enforced { background: #ddf4ff; color: #0550ae; border-color: #54aeff; }
 .v-waived { background: #fbefff; color: #6e40c9; border-color: #c297ff; }

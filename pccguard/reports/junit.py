@@ -4,8 +4,13 @@ One ``<testsuite name="pccguard.S">`` per PCC requirement (all five, so a
 requirement without rules is visibly empty rather than absent) and one
 ``<testcase>`` per rule. Verdicts map onto what CI systems understand:
 
-* ``fail`` → ``<failure type="<severity>">``; ``error`` → ``<error>``: the
-  engine gave no decision, which CI must not count as a pass;
+* ``fail`` at or above ``--fail-on`` → ``<failure type="<severity>">``; so is
+  ``declared`` (a mitigation the facts only claim), its message saying so;
+  ``error`` → ``<error>``: the engine gave no decision, which CI must not count
+  as a pass;
+* ``fail`` or ``declared`` below ``--fail-on`` → a passing test whose ``<system-out>`` says so
+  with the findings: the exit status ignores it, so a CI gate reading the XML
+  must too (the same decision, ``Report.failing()``, drives both);
 * ``not_applicable`` and ``waived`` → ``<skipped>`` with the reason (for a
   waiver: justification, owner and expiry, so the accepted risk stays visible);
 * ``warn`` and ``enforced`` → a passing test with the findings in
@@ -26,6 +31,7 @@ import xml.etree.ElementTree as ET
 
 from pccguard.catalog import LETTERS
 from pccguard.reports._common import (
+    below_fail_on_note,
     clean,
     deployment_label,
     details,
@@ -33,6 +39,7 @@ from pccguard.reports._common import (
     headline,
     location_label,
     one_line,
+    override_note,
     requirement_summaries,
     results_by_id,
 )
@@ -74,13 +81,13 @@ def _body(result: RuleResult) -> str:
     location = first_location(result)
     if location is not None:
         lines.append(f"Location: {location_label(location)}")
-    if result.verdict in (Verdict.FAIL, Verdict.WARN) and result.rule.remediation:
+    if result.verdict in (Verdict.FAIL, Verdict.DECLARED, Verdict.WARN) and result.rule.remediation:
         lines.append(f"Remediation: {result.rule.remediation}")
     lines.append(f"Mitigation: {result.rule.mitigation}")
     return xml_text("\n".join(lines))
 
 
-def _testcase(suite: ET.Element, result: RuleResult, counts: _Counts) -> None:
+def _testcase(suite: ET.Element, report: Report, result: RuleResult, counts: _Counts) -> None:
     letter = result.rule.requirement
     case = ET.SubElement(
         suite,
@@ -96,7 +103,11 @@ def _testcase(suite: ET.Element, result: RuleResult, counts: _Counts) -> None:
     verdict = result.verdict
     # Attributes are shown on one line by most CI systems; the full text goes in the element body.
     message = xml_text(one_line(headline(result) or result.rule.title))
-    if verdict == Verdict.FAIL:
+    below_threshold = below_fail_on_note(report, result)
+    if below_threshold is not None:
+        out = ET.SubElement(case, "system-out")
+        out.text = xml_text(f"{verdict.value.upper()} ({below_threshold})\n") + _body(result)
+    elif verdict in (Verdict.FAIL, Verdict.DECLARED):
         counts.failures += 1
         failure = ET.SubElement(case, "failure", {"type": xml_text(result.severity), "message": message})
         failure.text = _body(result)
@@ -122,6 +133,22 @@ def _testcase(suite: ET.Element, result: RuleResult, counts: _Counts) -> None:
         out.text = xml_text(f"{verdict.value.upper()}\n") + _body(result)
 
 
+def _mark_override(case: ET.Element, result: RuleResult) -> None:
+    """A custom rule that replaced a shipped one says so: a testcase property and, when the case
+    has no body that already carries the note (a pass, say), a ``<system-out>`` line."""
+    text = override_note(result)
+    if text is None:
+        return
+    props = ET.Element("properties")
+    _property(props, "overrides", result.rule.overrides or "")
+    _property(props, "rule_file", result.rule.path)
+    case.insert(0, props)
+    if all(case.find(tag) is None for tag in ("system-out", "failure", "error", "skipped")):
+        ET.SubElement(case, "system-out").text = xml_text(text)
+    elif (skipped := case.find("skipped")) is not None and not skipped.text:
+        skipped.text = xml_text(text)
+
+
 def _property(parent: ET.Element, name: str, value: str) -> None:
     ET.SubElement(parent, "property", {"name": name, "value": xml_text(value)})
 
@@ -141,10 +168,12 @@ def render_junit(report: Report) -> str:
         _property(props, "deployment", deployment_label(report))
         _property(props, "profile", report.profile)
         _property(props, "policy_engine", report.engine)
+        _property(props, "fail_on", report.fail_on)
         counts = _Counts()
         for result in results:
             if result.rule.requirement == letter:
-                _testcase(suite, result, counts)
+                _testcase(suite, report, result, counts)
+                _mark_override(suite[-1], result)
         counts.apply(suite)
         total.add(counts)
     if report.problems:

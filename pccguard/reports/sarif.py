@@ -9,6 +9,7 @@ onto SARIF's ``kind`` and ``level`` (SARIF only allows a level other than
 verdict        kind              level                   extra
 ============== ================= ======================= =========================================
 fail           ``fail``          by severity (below)
+declared       ``fail``          by severity             ``properties.declared``: claimed mitigation
 warn           ``fail``          ``warning``             advisory or unknown fact: needs a look
 waived         ``fail``          by severity             ``suppressions``: external, accepted
 enforced       ``pass``          ``none``                ``properties.enforced``: the mitigation
@@ -18,12 +19,17 @@ error          ``fail``          ``error``               ``toolExecutionNotifica
 ============== ================= ======================= =========================================
 
 Severity to level: critical and high are ``error``, medium and low ``warning``,
-info ``note``. A waived result keeps its real level and carries the waiver as
+info ``note``; a ``fail`` below ``--fail-on`` is ``note`` whatever its severity,
+since the exit status ignores it and a code-scanning gate must not block on it.
+``properties.failsGate`` says per result whether it fails the run (from
+``Report.failing()``, as the exit status does). A waived result keeps its real level and carries the waiver as
 a suppression, which is how SARIF viewers show an accepted risk (dismissed,
 with the justification) instead of hiding it. An enforced result is a pass
 because the deployment as it runs is compliant; its findings stay in the
 message and ``properties.mitigation`` names what makes it so, so removing the
 plugin shows up as a change from pass to fail under the same fingerprint.
+A declared result is a fail: the mitigation is only claimed by the facts
+document (no running plugin installed it), which proves nothing.
 
 Locations come from fact provenance: a facts file gives a physical location
 (file and line); a flag or environment variable has no file, so it becomes a
@@ -54,7 +60,15 @@ from urllib.parse import quote
 
 from pccguard.facts import Provenance
 from pccguard.metadata import RuleMeta
-from pccguard.reports._common import VERDICT_WORDS, clean, note, results_by_id
+from pccguard.reports._common import (
+    VERDICT_WORDS,
+    below_fail_on,
+    clean,
+    note,
+    overridden,
+    override_note,
+    results_by_id,
+)
 from pccguard.reports.markdown import escape as _md
 from pccguard.results import Report, RuleResult, Verdict
 
@@ -92,7 +106,7 @@ def severity_level(severity: str) -> str:
 def kind_and_level(result: RuleResult) -> tuple[str, str]:
     """SARIF ``kind`` and ``level`` for a verdict (see the module docstring for the table)."""
     verdict = result.verdict
-    if verdict in (Verdict.FAIL, Verdict.WAIVED):
+    if verdict in (Verdict.FAIL, Verdict.DECLARED, Verdict.WAIVED):
         return "fail", severity_level(result.severity)
     if verdict == Verdict.WARN:
         return "fail", "warning"
@@ -190,6 +204,9 @@ def _descriptor(result: RuleResult) -> dict[str, Any]:
     }
     if result.severity != rule.severity:
         descriptor["properties"]["ruleSeverity"] = rule.severity
+    if rule.overrides:
+        descriptor["properties"]["overrides"] = rule.overrides
+        descriptor["properties"]["ruleFile"] = rule.path
     if rule.help_uri:
         descriptor["helpUri"] = rule.help_uri
     return descriptor
@@ -299,6 +316,8 @@ def _message(result: RuleResult) -> str:
 def _result(result: RuleResult, index: int, ctx: _Context) -> dict[str, Any]:
     report = ctx.report
     kind, level = kind_and_level(result)
+    if below_fail_on(report, result):
+        level = "note"
     deployment = str(report.deployment.get("name") or "unnamed")
     properties: dict[str, Any] = {
         "verdict": result.verdict.value,
@@ -307,11 +326,16 @@ def _result(result: RuleResult, index: int, ctx: _Context) -> dict[str, Any]:
         "optimization": result.rule.optimization,
         "deployment": deployment,
         "profile": report.profile,
+        "failsGate": any(failing.id == result.id for failing in report.failing()),
     }
     if result.reason:
         properties["reason"] = clean(result.reason)
     if result.verdict == Verdict.ENFORCED:
         properties["enforced"] = True
+        properties["mitigation"] = result.rule.mitigation
+    if result.verdict == Verdict.DECLARED:
+        # A mitigation only the facts document claims: it fails like ``fail``, and says why it is not enforced.
+        properties["declared"] = True
         properties["mitigation"] = result.rule.mitigation
     if result.findings:
         properties["findings"] = [
@@ -364,6 +388,15 @@ def _notifications(report: Report, rule_index: dict[str, int]) -> list[dict[str,
     for problem in report.problems:
         notes.append(
             {"level": "error", "message": {"text": clean(problem)}, "descriptor": {"id": "pccguard/problem"}}
+        )
+    for result in overridden(report):
+        notes.append(
+            {
+                "level": "warning",
+                "message": {"text": clean(override_note(result) or "")},
+                "descriptor": {"id": "pccguard/rule-overridden"},
+                "associatedRule": {"id": result.id, "index": rule_index[result.id]},
+            }
         )
     return notes
 

@@ -15,6 +15,13 @@ rule title or a fact value containing ``[bold]`` is shown as written instead
 of being interpreted, and control characters are written out (see
 ``_common.clean``) so a facts value cannot send escape sequences to the
 reader's terminal.
+
+The table is for deciding what to do next, so each failing or warning rule
+shows its remediation (``fix:``), a ``fail`` under ``--fail-on`` says that it
+does not fail the run, and ``not_applicable`` rows are hidden unless
+``show_all`` is given: on a typical deployment they are more than half the
+rules and bury the findings. The requirement headers still count them, and a
+footer line says how many were hidden, so nothing disappears silently.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from rich.text import Text
 from pccguard.reports._common import (
     VERDICT_LABELS,
     VERDICT_WORDS,
+    below_fail_on_note,
     clean,
     counts_phrase,
     deployment_label,
@@ -41,6 +49,8 @@ from pccguard.reports._common import (
     mitigations_label,
     one_line,
     outcome_label,
+    overridden,
+    override_note,
     requirement_summaries,
     results_for,
     totals,
@@ -55,6 +65,7 @@ NARROW_WIDTH = 72
 VERDICT_STYLES: dict[Verdict, str] = {
     Verdict.PASS: "green",
     Verdict.FAIL: "bold red",
+    Verdict.DECLARED: "bold dark_orange",  # fails like FAIL; its own colour says "claimed, not enforced"
     Verdict.WARN: "yellow",
     Verdict.ENFORCED: "cyan",
     Verdict.WAIVED: "magenta",
@@ -91,8 +102,8 @@ def _counts_text(counts: dict[str, int]) -> Text:
     return text if text else Text(counts_phrase(counts), style="dim")
 
 
-def _finding_cell(result: RuleResult) -> Text:
-    """Rule title; the line that explains the verdict (finding, waiver, reason); where it came from.
+def _finding_cell(report: Report, result: RuleResult) -> Text:
+    """Rule title; the line that explains the verdict; where it came from; what to do about it.
 
     The location sits under the text rather than in a column of its own: a
     facts path or a flag name is often as long as the message, and a column
@@ -104,15 +115,28 @@ def _finding_cell(result: RuleResult) -> Text:
     if line:
         cell.append("\n")
         cell.append(one_line(line), style="red" if result.verdict == Verdict.ERROR else "")
+    replaced = override_note(result)
+    if replaced:
+        cell.append("\n")
+        cell.append(one_line(replaced), style="yellow")
     location = first_location(result)
     if location is not None:
         cell.append("\n")
         cell.append("at ", style="dim")
         cell.append(one_line(location_label(location)), style="blue")
+    below_threshold = below_fail_on_note(report, result)
+    if below_threshold is not None:
+        cell.append("\n")
+        cell.append(one_line(below_threshold), style="dim")
+    if result.verdict in (Verdict.FAIL, Verdict.DECLARED, Verdict.WARN) and result.rule.remediation:
+        # The remediation is the "what next" of a finding; without it the reader has to switch formats.
+        cell.append("\n")
+        cell.append("fix: ", style="bold")
+        cell.append(one_line(result.rule.remediation))
     return cell
 
 
-def _rules_table(results: list[RuleResult], id_width: int) -> Table:
+def _rules_table(report: Report, results: list[RuleResult], id_width: int) -> Table:
     """One requirement's rules. Column widths are shared so the tables line up under each other."""
     table = Table(
         box=box.SIMPLE_HEAD,
@@ -132,12 +156,12 @@ def _rules_table(results: list[RuleResult], id_width: int) -> Table:
             verdict_text(result.verdict),
             Text(result.id),
             Text(clean(result.severity), style=SEVERITY_STYLES.get(result.severity, "")),
-            _finding_cell(result),
+            _finding_cell(report, result),
         )
     return table
 
 
-def _rules_list(results: list[RuleResult]) -> Group:
+def _rules_list(report: Report, results: list[RuleResult]) -> Group:
     """One requirement's rules for a narrow console: a line per rule, the details indented below."""
     items: list[Text | Padding] = []
     for result in results:
@@ -150,11 +174,11 @@ def _rules_list(results: list[RuleResult]) -> Group:
                 (clean(result.severity), SEVERITY_STYLES.get(result.severity, "")),
             )
         )
-        items.append(Padding(_finding_cell(result), (0, 0, 0, 2)))
+        items.append(Padding(_finding_cell(report, result), (0, 0, 0, 2)))
     return Group(*items)
 
 
-def _footer(report: Report) -> Table:
+def _footer(report: Report, hidden: int) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -168,6 +192,19 @@ def _footer(report: Report) -> Table:
     tool = report.tool
     grid.add_row("Tool", Text(one_line(f"{tool.get('name', 'pccguard')} {tool.get('version', '')}".strip())))
     grid.add_row("Totals", _counts_text(totals(report.results)))
+    if hidden:
+        grid.add_row(
+            "Hidden",
+            Text(f"{hidden} not applicable rule(s) not listed (--show-all lists them)", style="dim"),
+        )
+    replaced = overridden(report)
+    if replaced:
+        notices = Text(style="yellow")
+        for index, replaced_rule in enumerate(replaced):
+            if index:
+                notices.append("\n")
+            notices.append(f"- {one_line(override_note(replaced_rule) or '')}")
+        grid.add_row(Text("Overrides", style="bold yellow"), notices)
     if report.problems:
         problems = Text(style="red")
         for index, problem in enumerate(report.problems):
@@ -181,8 +218,13 @@ def _footer(report: Report) -> Table:
     return grid
 
 
-def render_table(report: Report, *, color: bool = False, width: int | None = None) -> str:
+def render_table(
+    report: Report, *, color: bool = False, width: int | None = None, show_all: bool = False
+) -> str:
     """The report as terminal text; with ``color`` it carries ANSI styles (16-colour palette).
+
+    ``not_applicable`` rules are left out (and counted in the footer) unless
+    ``show_all``.
 
     The console is isolated from the environment (no ``COLUMNS``, ``NO_COLOR``
     or terminal detection) so the same report always renders to the same text:
@@ -215,6 +257,7 @@ def render_table(report: Report, *, color: bool = False, width: int | None = Non
     console.print()
     narrow = console.width < NARROW_WIDTH
     id_width = max([len(r.id) for r in report.results] + [len("Rule")])
+    hidden = 0
     for summary in requirement_summaries(report):
         header = Text.assemble(
             (summary.letter, "bold"),
@@ -225,16 +268,20 @@ def render_table(report: Report, *, color: bool = False, width: int | None = Non
             "  ",
             _counts_text(summary.counts),
         )
-        results = results_for(report, summary.letter)
+        evaluated = results_for(report, summary.letter)
+        results = [r for r in evaluated if show_all or r.verdict != Verdict.NOT_APPLICABLE]
+        hidden += len(evaluated) - len(results)
         body: Table | Group | Text
-        if not results:
+        if not evaluated:
             body = Text("no rules evaluated", style="dim")
+        elif not results:
+            body = Text(f"{len(evaluated)} not applicable (not listed)", style="dim")
         elif narrow:
-            body = _rules_list(results)
+            body = _rules_list(report, results)
         else:
-            body = _rules_table(results, id_width)
+            body = _rules_table(report, results, id_width)
         console.print(Group(header, Padding(body, (0, 0, 1, 3))))
     console.print(Rule(style="dim"))
-    console.print(_footer(report))
+    console.print(_footer(report, hidden))
     # Rich pads every line to the full width; trailing blanks only get in the way of diffs and pagers.
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"

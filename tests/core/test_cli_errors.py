@@ -75,9 +75,13 @@ def test_compliant_facts_exit_zero(write):
 
 
 def _only_two_rules(folder: Path) -> Path:
-    """An empty custom rules directory (the shipped rulebook still applies)."""
+    """A custom rules directory that adds no rule (the shipped rulebook still applies).
+
+    It holds one library module: an empty ``--rules`` directory is itself an error.
+    """
     empty = folder / "no-extra-rules"
     empty.mkdir(exist_ok=True)
+    (empty / "noop.rego").write_text("package pcc.lib.noop\n\nimport rego.v1\n\nnoop := true\n")
     return empty
 
 

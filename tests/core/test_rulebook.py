@@ -57,8 +57,8 @@ def test_profiles_are_data_over_the_same_rules():
         profile = load_profile(name, RULEBOOK)
         assert set(profile.exclude) <= set(RULEBOOK.rules)
     strict, baseline = load_profile("pcc-strict"), load_profile("multi-tenant-baseline")
-    assert strict.params["max_prefix_cache_ttl_seconds"] == 0
-    assert baseline.params["max_prefix_cache_ttl_seconds"] > 0
+    assert strict.params.max_prefix_cache_ttl_seconds == 0
+    assert baseline.params.max_prefix_cache_ttl_seconds > 0
 
 
 def test_lint_flags_every_portable_subset_violation(tmp_path):
@@ -166,6 +166,7 @@ def test_rules_test_cli_runs_the_same_fixtures():
 
 def test_fixture_folder_with_a_typo_is_an_error(tmp_path):
     (tmp_path / "fixtures" / "PCC-S-0001").mkdir(parents=True)
+    (tmp_path / "noop.rego").write_text("package pcc.lib.noop\n\nimport rego.v1\n\nnoop := true\n")
     result = run_cli("rules", "test", "--rules", tmp_path)
     assert result.returncode == 2 and "PCC-S-0001" in result.stderr
 

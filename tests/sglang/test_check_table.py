@@ -4,8 +4,9 @@ Each row runs the real CLI entry point (``pccguard.cli.main``) in this process,
 so SGLang is imported once; one test also runs the installed console script as
 a subprocess. Rows assert the per-requirement summary (S/E/T/P/V) and the
 verdicts of the rules the row's arguments are about, under the
-multi-tenant-baseline profile (unknown facts warn there, so verdicts follow the
-arguments rather than what ``launch_server`` cannot show, such as TEE facts).
+multi-tenant-baseline profile. There, an unknown fact warns on a rule of medium
+or low severity and fails one of high or critical severity (undecided), so
+facts ``launch_server`` cannot show (TEE, transport) make the E requirement fail.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pccguard.cli import main as pccguard_main
 PROFILE = "multi-tenant-baseline"
 ALL_FAIL = {"S": "fail", "E": "fail", "T": "fail", "P": "fail", "V": "fail"}
 HARDENED = ["--disable-radix-cache", "--admin-api-key", "k1", "--api-key", "k2"]
-HARDENED_SUMMARY = {"S": "fail", "E": "warn", "T": "not_applicable", "P": "fail", "V": "fail"}
+HARDENED_SUMMARY = {"S": "fail", "E": "fail", "T": "not_applicable", "P": "fail", "V": "fail"}
 
 
 def _with(base: dict[str, str], **changes: str) -> dict[str, str]:
@@ -136,9 +137,9 @@ TABLE: list[tuple[str, list[str], dict[str, str], dict[str, str]]] = [
         {
             "PCC-S-007": "fail",
             "PCC-S-009": "fail",
-            "PCC-E-005": "warn",
-            "PCC-T-005": "warn",
-            "PCC-T-008": "warn",
+            "PCC-E-005": "fail",  # high, transport encryption unknown: undecided fails
+            "PCC-T-005": "fail",
+            "PCC-T-008": "warn",  # medium: the baseline lets an unknown fact warn
         },
     ),
     (

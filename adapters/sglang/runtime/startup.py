@@ -155,9 +155,7 @@ def _decide_locked(server_args: Any, scheduler: bool) -> Enforcement | None:
     if decision is None:  # fail_mode: open and the check itself failed: the engine runs unchecked
         return None
     params = load_profile(config.profile, None).params
-    admin_routes = (
-        "require_admin_key" if params.get("allow_authenticated_admin_endpoints") is True else "refuse"
-    )
+    admin_routes = "require_admin_key" if params.allow_authenticated_admin_endpoints else "refuse"
     from sglang.srt.arg_groups.overrides import resolution_result
 
     TenantResolver(config.tenancy)  # a malformed API key file refuses the start, in every process
