@@ -102,6 +102,11 @@ class Evaluator:
     profile: Profile
     engine: PolicyEngine
     catalog: Catalog = field(default_factory=load_catalog)
+    #: Unknown facts always fail rules of high and critical severity (a compliance report). The serving
+    #: plugins' start decision sets this to False: an engine process cannot see the facts that are the
+    #: deployment's to prove (TEE, TLS termination, attestation), so at start the profile's
+    #: ``unknown_facts`` governs every severity and the start log names the undecided rules.
+    unknown_high_fails: bool = True
 
     def active_rules(self) -> list[RuleMeta]:
         return [r for r in self.rulebook.sorted_rules() if r.id not in self.profile.exclude]
@@ -199,7 +204,9 @@ class Evaluator:
                 )
             if covered and facts.runtime.plugin_active:
                 return result(Verdict.ENFORCED, findings, reason=f"mitigation {', '.join(needed)} active")
-            forced = bool(undecided) and SEVERITY_RANK[severity] >= _ALWAYS_DECIDED
+            forced = (
+                bool(undecided) and self.unknown_high_fails and SEVERITY_RANK[severity] >= _ALWAYS_DECIDED
+            )
             if rule.id in self.profile.advisory and not forced:
                 return result(Verdict.WARN, findings, reason=f"advisory under profile {self.profile.name}")
             if covered:
@@ -219,13 +226,13 @@ class Evaluator:
         so no profile (a shipped one, a user's, or one with a slip in it) can pass
         a deployment nobody described. ``unknown_facts`` governs only the rest.
         """
-        if SEVERITY_RANK[severity] >= _ALWAYS_DECIDED:
+        if self.unknown_high_fails and SEVERITY_RANK[severity] >= _ALWAYS_DECIDED:
             return True
         return self.profile.params.unknown_facts is UnknownFacts.FAIL
 
     def _undecided_reason(self, severity: str) -> str:
         """For a rule that fails only because facts are unknown: say so, and which policy made it fail."""
-        if SEVERITY_RANK[severity] >= _ALWAYS_DECIDED:
+        if self.unknown_high_fails and SEVERITY_RANK[severity] >= _ALWAYS_DECIDED:
             return f"undecided: an unknown fact fails a {severity}-severity rule under every profile"
         return f"undecided: profile {self.profile.name} fails unknown facts (unknown_facts: fail)"
 

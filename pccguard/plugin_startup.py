@@ -73,6 +73,7 @@ def evaluate_startup(
             opa_url=config.opa_url,
             opa_token_env=config.opa_token_env,
             opa_timeout=config.opa_timeout,
+            unknown_high_fails=False,  # the start decision: see Evaluator.unknown_high_fails
         )
         waivers = waivers_for(evaluator, config.waivers)
         decision = decide_startup(

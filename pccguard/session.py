@@ -39,6 +39,7 @@ def build_evaluator(
     opa_token_env: str | None = None,
     opa_timeout: float = 5.0,
     limits: EvalLimits | None = None,
+    unknown_high_fails: bool = True,
 ) -> Evaluator:
     """Rulebook + profile + engine. The OPA token is read from the environment variable
     named by ``opa_token_env``, so it never passes through arguments or config files."""
@@ -48,7 +49,7 @@ def build_evaluator(
     engine = build_engine(
         rulebook, opa_url=opa_url, opa_token=opa_token, opa_timeout=opa_timeout, limits=limits
     )
-    return Evaluator(rulebook, chosen, engine)
+    return Evaluator(rulebook, chosen, engine, unknown_high_fails=unknown_high_fails)
 
 
 def waivers_for(evaluator: Evaluator, path: Path | None, today: dt.date | None = None) -> WaiverSet | None:

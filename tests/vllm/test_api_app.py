@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from pccguard.adapters.vllm.runtime import hooks
 from pccguard.adapters.vllm.runtime.middleware import MIDDLEWARE_QUALNAME
+from tests.asgi_call import asgi_call
 
 
 def _app(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -25,40 +25,6 @@ def _app(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     app = build_app(args, supported_tasks=("generate",))
     assert MIDDLEWARE_QUALNAME in args.middleware
     return app
-
-
-def _request(
-    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
-) -> tuple[int, bytes]:
-    """One HTTP request through the ASGI app, as uvicorn would deliver it: (status, body)."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-        "state": {},
-    }
-    asyncio.run(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return int(start["status"]), b"".join(
-        m.get("body", b"") for m in sent if m["type"] == "http.response.body"
-    )
 
 
 def test_middleware_is_registered_by_vllm(
@@ -76,7 +42,7 @@ def test_untenanted_generation_request_is_refused_by_the_app(
     plugin_config("profile: multi-tenant-baseline\n")
     app = _app(tiny_model, monkeypatch)
     body = json.dumps({"model": "m", "prompt": "secret", "cache_salt": "copied"}).encode()
-    status, _ = _request(app, "POST", "/v1/completions", [(b"content-type", b"application/json")], body)
+    status, _ = asgi_call(app, "POST", "/v1/completions", [(b"content-type", b"application/json")], body)
     assert status == 401
 
 
@@ -95,7 +61,9 @@ def test_metrics_lose_the_hit_oracle_series(
     )
     config = EngineArgs(model=str(tiny_model), skip_tokenizer_init=True).create_engine_config()
     PrometheusStatLogger(config, engine_indexes=[0])  # registers vLLM's series, as the API server does
-    status, body = _request(_app(tiny_model, monkeypatch), "GET", "/metrics", [(b"accept-encoding", b"gzip")])
+    status, body = asgi_call(
+        _app(tiny_model, monkeypatch), "GET", "/metrics", [(b"accept-encoding", b"gzip")]
+    )
     text = body.decode()
     assert status == 200
     assert "vllm:num_requests_running" in text  # every other series is left alone

@@ -20,6 +20,7 @@ from pccguard.audit import AuditEvent, AuditLog
 from pccguard.config import PluginConfig
 from pccguard.tenancy.boundary import MAX_BODY_BYTES
 from pccguard.tenancy.salts import is_token, process_keys
+from tests.asgi_call import asgi_call
 
 TENANT = b"x-pccguard-tenant"
 
@@ -63,39 +64,10 @@ class Served:
         headers: list[tuple[bytes, bytes]] | None = None,
         client: str = "10.0.0.7",
     ) -> tuple[int, dict[str, Any] | None]:
-        chunks = body if isinstance(body, list) else [body]
-        messages = [
-            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-            for i, c in enumerate(chunks)
-        ]
-        hdrs = [(b"host", b"test"), (b"content-type", b"application/json"), *(headers or [])]
+        hdrs = [(b"content-type", b"application/json"), *(headers or [])]
         if tenant is not None:
             hdrs.append((TENANT, tenant.encode()))
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": hdrs,
-            "client": (client, 1),
-            "server": ("test", 80),
-        }
-        asyncio.run(self.app(scope, receive, send))
-        status = next(int(m["status"]) for m in sent if m["type"] == "http.response.start")
-        raw = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        status, raw = asgi_call(self.app, method, path, hdrs, body, client)
         return status, (json.loads(raw) if raw else None)
 
     def outcomes(self) -> list[str]:

@@ -7,7 +7,6 @@ a copied client salt (or no salt at all) shares the cache.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -22,6 +21,7 @@ from pccguard.adapters.vllm.runtime.middleware import PccguardTenantMiddleware
 from pccguard.audit import AuditEvent, AuditKind, AuditLog
 from pccguard.config import PluginConfig
 from pccguard.tenancy.salts import SaltKeys, is_salt, is_token, process_keys
+from tests.asgi_call import asgi_call
 from tests.cpu_vllm import tenant_token
 from tests.vllm.support import add, make_engine, request, run_until_idle
 
@@ -74,40 +74,9 @@ class _Ingress:
         headers = [(b"content-type", b"application/json")]
         if tenant is not None:
             headers.append((b"x-pccguard-tenant", tenant.encode()))
-        status = asgi_post(self.app, "/v1/completions", headers, json.dumps(body).encode())[0]
+        status = asgi_call(self.app, "POST", "/v1/completions", headers, json.dumps(body).encode())[0]
         salt = self.bodies[-1].get("cache_salt") if status == 200 else None
         return status, salt
-
-
-def asgi_post(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> tuple[int, bytes]:
-    """One POST through an ASGI app, as uvicorn delivers it: (status, body)."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }
-    asyncio.run(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return int(start["status"]), b"".join(
-        m.get("body", b"") for m in sent if m["type"] == "http.response.body"
-    )
 
 
 @pytest.fixture
