@@ -20,3 +20,14 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return _write
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped rulebook as an OPA bundle, as ``pccguard rules bundle`` writes it (for the OPA tests)."""
+    from tests.core.support import run_cli
+
+    out = tmp_path_factory.mktemp("opa") / "bundle"
+    result = run_cli("rules", "bundle", out)
+    assert result.returncode == 0, result.stderr
+    return out

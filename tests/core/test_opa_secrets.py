@@ -24,14 +24,6 @@ from tests.core.support import MINIMAL_FACTS, assert_clean_error, run_cli
 TOKEN = "tok-7f3a9c-very-secret"
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("opa") / "bundle"
-    result = run_cli("rules", "bundle", out)
-    assert result.returncode == 0, result.stderr
-    return out
-
-
 @pytest.fixture
 def facts(write) -> Path:
     return write("facts.yaml", MINIMAL_FACTS)

@@ -17,14 +17,6 @@ from tests.core.opa_api_server import OpaApiEmulator
 from tests.core.support import MINIMAL_FACTS, assert_clean_error, run_cli
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("opa") / "bundle"
-    result = run_cli("rules", "bundle", out)
-    assert result.returncode == 0, result.stderr
-    return out
-
-
 def _verdicts(stdout: str) -> dict[str, str]:
     return {r["rule"]["id"]: r["verdict"] for r in json.loads(stdout)["results"]}
 

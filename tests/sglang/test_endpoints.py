@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.sglang.support import free_port, scenario_env
+from tests.sglang.support import free_port, scenario_env, stop
 
 HOST = "127.0.0.1"
 BOOT_TIMEOUT_S = 300
@@ -97,12 +97,7 @@ def _launch(model: Path, tmp: Path, plugin: bool, config: Path | None, *extra: s
             time.sleep(1.0)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc)
         log.close()
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from pccguard.adapters.sglang.routes import ROUTE_TABLE
 from tests.sglang.scenarios.serve_routes import LATE_PATH
-from tests.sglang.support import SCENARIOS, free_port, scenario_env
+from tests.sglang.support import SCENARIOS, free_port, scenario_env, stop
 from tests.tenant_routes import (
     CHOSEN_SALT,
     Measured,
@@ -112,12 +112,7 @@ def _live(model: Path, root: Path, plugin: bool, config: Path) -> Iterator[Live]
             f"http://127.0.0.1:{port}", AutoTokenizer.from_pretrained(model), [*routes, (LATE_PATH, "POST")]
         )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
