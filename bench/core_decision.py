@@ -15,11 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _table import print_table
 
-from pccguard.engines.embedded import EmbeddedEngine
-from pccguard.evaluate import Evaluator
-from pccguard.facts_io import load_facts
-from pccguard.profiles import load_profile
-from pccguard.rulebook import load_rulebook
+from pccguard.evaluation.evaluator import Evaluator
+from pccguard.facts.load import load_facts
+from pccguard.policy.engines.embedded import EmbeddedEngine
+from pccguard.policy.profiles import load_profile
+from pccguard.policy.rulebook import load_rulebook
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RUNS = 200

@@ -34,7 +34,7 @@ def main() -> int:
 
     from pccguard.adapters.vllm.runtime.audit import replace_audit_log
     from pccguard.adapters.vllm.runtime.offload import EncryptedOffloadingWorker
-    from pccguard.audit import AuditLog
+    from pccguard.enforcement.audit import AuditLog
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=64, help="chunks (one block each) moved per call")

@@ -218,7 +218,9 @@ def _attribution(
     for (filename, _line, name), (_cc, _nc, tottime, cumtime, callers) in stats.items():
         if name in ("schedule", "update_from_output") and "vllm_scheduler_overhead" in str(list(callers)):
             total += cumtime
-        in_pccguard = "/adapters/vllm/runtime/" in filename or filename.endswith("pccguard/audit.py")
+        in_pccguard = "/adapters/vllm/runtime/" in filename or filename.endswith(
+            "pccguard/enforcement/audit.py"
+        )
         if in_pccguard and name not in ("add_request", "derive", "salt_for"):  # request intake: untimed
             own += tottime
     return own, total

@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-from pccguard.audit import AuditKind, AuditLog
 from pccguard.enclave_runtime.attestation import (
     AttestationReport,
     expected_measurement,
@@ -28,6 +27,7 @@ from pccguard.enclave_runtime.connection import EnclaveConnection, expect
 from pccguard.enclave_runtime.errors import EnclaveRuntimeError
 from pccguard.enclave_runtime.model import load_weights, weights_root
 from pccguard.enclave_runtime.plan import PartitionPlan, PlanError, default_plan
+from pccguard.enforcement.audit import AuditKind, AuditLog
 
 MITIGATION = "hybrid_executor"
 

@@ -35,8 +35,8 @@ def hybrid_plan_facts(plan: PartitionPlan, privacy: PrivacySpec, n_layers: int) 
 
 def check_plan_against_rules(plan: PartitionPlan, privacy: PrivacySpec, n_layers: int) -> None:
     """Evaluate PCC-E-011 on the plan with the shipped rulebook; raise ``PlanError`` unless it passes."""
-    from pccguard.facts_io import facts_from_data
-    from pccguard.session import build_evaluator
+    from pccguard.evaluation.settings import build_evaluator
+    from pccguard.facts.load import facts_from_data
 
     evaluator = build_evaluator()
     facts = facts_from_data(

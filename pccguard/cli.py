@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, NoReturn
 
 from pccguard import __version__
 from pccguard.errors import InputError, PccguardError, UsageError
-from pccguard.metadata import SEVERITIES
-from pccguard.output import check_output, emit
+from pccguard.files.output import check_output, emit
+from pccguard.policy.metadata import SEVERITIES
 
 # Cheap to import: the probe's HTTP client, statistics and rich load only when ``pccguard probe`` runs.
 from pccguard.probe.cli import register as register_probe
 
 if TYPE_CHECKING:
-    from pccguard.engines.limits import EvalLimits
-    from pccguard.facts import DeploymentFacts
-    from pccguard.rulebook import Rulebook
+    from pccguard.facts.model import DeploymentFacts
+    from pccguard.policy.engines.limits import EvalLimits
+    from pccguard.policy.rulebook import Rulebook
 
 FORMAT_CHOICES = ("table", "json", "sarif", "junit", "markdown", "html")
 
@@ -76,7 +76,7 @@ def _add_engine_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_limit_args(parser: argparse.ArgumentParser) -> None:
     """Bounds on each evaluation (a rule is code; a custom one can loop or allocate without end)."""
-    from pccguard.engines.limits import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
+    from pccguard.policy.engines.limits import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S
 
     group = parser.add_argument_group("evaluation limits (0 disables one)")
     group.add_argument(
@@ -103,7 +103,7 @@ def _add_limit_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _limits(args: argparse.Namespace) -> EvalLimits:
-    from pccguard.engines.limits import EvalLimits
+    from pccguard.policy.engines.limits import EvalLimits
 
     return EvalLimits(
         timeout_s=args.eval_timeout, memory_mb=args.eval_memory, max_input_bytes=args.max_facts_bytes
@@ -196,14 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _collect_facts(args: argparse.Namespace, engine_args: list[str] | None) -> DeploymentFacts:
-    from pccguard.facts_io import load_facts
+    from pccguard.facts.load import load_facts
 
     if args.engine:
         if args.facts is not None:
             raise UsageError("give either a facts file or --engine NAME -- ARGS, not both")
         if engine_args is None:
             raise UsageError(f"--engine {args.engine} needs the engine's arguments after '--'")
-        from pccguard.engine_adapters import get_collector
+        from pccguard.facts.collect import get_collector
 
         # A compliance check reads the local model directory; it never fetches from a model hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -220,12 +220,12 @@ def _input_files(args: argparse.Namespace) -> list[Path]:
     files = [p for p in (getattr(args, "facts", None), getattr(args, "waivers", None)) if p is not None]
     profile: str | None = getattr(args, "profile", None)
     if profile:
-        from pccguard.profiles import shipped_profiles
+        from pccguard.policy.profiles import shipped_profiles
 
         files.append(shipped_profiles().get(profile, Path(profile)))
     rules_dirs: list[Path] | None = getattr(args, "rules_dirs", None)
     if rules_dirs is not None:
-        from pccguard.resources import shipped_rules_dir
+        from pccguard.files.resources import shipped_rules_dir
 
         files += [rule for folder in [shipped_rules_dir(), *rules_dirs] for rule in folder.rglob("*.rego")]
     return files
@@ -236,7 +236,7 @@ def cmd_check(args: argparse.Namespace, engine_args: list[str] | None) -> int:
     if args.output is not None:
         check_output(args.output, inputs=inputs)  # before any work: a bad -o fails fast
     facts = _collect_facts(args, engine_args)
-    from pccguard.session import build_evaluator, waivers_for
+    from pccguard.evaluation.settings import build_evaluator, waivers_for
 
     evaluator = build_evaluator(
         profile=args.profile,
@@ -291,7 +291,7 @@ def _table_width(to_terminal: bool) -> int | None:
 
 
 def cmd_facts(args: argparse.Namespace, engine_args: list[str] | None) -> int:
-    from pccguard.facts_io import facts_document
+    from pccguard.facts.load import facts_document
 
     facts = _collect_facts(args, engine_args)
     # Only input fields: the output is a facts file that ``pccguard check`` reads back as it is.
@@ -300,14 +300,14 @@ def cmd_facts(args: argparse.Namespace, engine_args: list[str] | None) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from pccguard.facts import facts_json_schema
+    from pccguard.facts.model import facts_json_schema
 
     emit(json.dumps(facts_json_schema(), indent=2, sort_keys=True), args.output)
     return 0
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from pccguard.catalog import load_catalog
+    from pccguard.facts.catalog import load_catalog
 
     catalog = load_catalog()
     if args.format == "json":
@@ -388,7 +388,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     if action is None:
         raise UsageError("rules needs an action: list, lint, test, explain, new, bundle")
     if action == "new":
-        from pccguard.scaffold import scaffold_rule
+        from pccguard.authoring.scaffold import scaffold_rule
 
         written = scaffold_rule(
             args.rule_id,
@@ -404,7 +404,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
         return 0
     if action == "lint":
         return _rules_lint(args.rules_dirs)
-    from pccguard.rulebook import load_rulebook
+    from pccguard.policy.rulebook import load_rulebook
 
     rulebook = load_rulebook(args.rules_dirs)
     if action == "list":
@@ -414,8 +414,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
     if action == "explain":
         return _rules_explain(rulebook, args.rule_id)
     if action == "bundle":
-        from pccguard.bundle import write_bundle
-        from pccguard.engines.embedded import EmbeddedEngine
+        from pccguard.policy.bundle import write_bundle
+        from pccguard.policy.engines.embedded import EmbeddedEngine
 
         EmbeddedEngine(rulebook.modules())  # refuse to ship a rulebook that does not compile
         written = write_bundle(rulebook, args.out)
@@ -437,7 +437,7 @@ def _rules_list(rulebook: Rulebook, fmt: str) -> int:
 
 
 def _rules_lint(rules_dirs: list[Path]) -> int:
-    from pccguard.lint import lint_rules
+    from pccguard.authoring.lint import lint_rules
 
     problems = lint_rules(rules_dirs)
     for problem in problems:
@@ -449,8 +449,8 @@ def _rules_lint(rules_dirs: list[Path]) -> int:
 
 
 def _rules_test(rulebook: Rulebook, only: set[str], limits: EvalLimits) -> int:
-    from pccguard.engines.embedded import EmbeddedEngine
-    from pccguard.fixtures import discover, missing_coverage, run_fixtures
+    from pccguard.authoring.fixtures import discover, missing_coverage, run_fixtures
+    from pccguard.policy.engines.embedded import EmbeddedEngine
 
     unknown = sorted(only - set(rulebook.rules))
     if unknown:
@@ -473,8 +473,8 @@ def _rules_test(rulebook: Rulebook, only: set[str], limits: EvalLimits) -> int:
 
 
 def _rules_explain(rulebook: Rulebook, rule_id: str) -> int:
-    from pccguard.catalog import load_catalog
-    from pccguard.fixtures import discover
+    from pccguard.authoring.fixtures import discover
+    from pccguard.facts.catalog import load_catalog
 
     if rule_id not in rulebook.rules:
         raise UsageError(f"unknown rule id {rule_id!r} (see 'pccguard rules list')")

@@ -16,9 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pccguard.catalog import LETTERS, Catalog, load_catalog
-from pccguard.metadata import RuleMeta
-from pccguard.rulebook import load_rulebook
+from pccguard.facts.catalog import LETTERS, Catalog, load_catalog
+from pccguard.policy.metadata import RuleMeta
+from pccguard.policy.rulebook import load_rulebook
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "catalog.md"
 

@@ -99,6 +99,6 @@ def core_request(
 
 def tenant_token(tenant: str) -> str:
     """The salt token pccguard's tenant boundary mints for ``tenant`` in this process (its key set is shared)."""
-    from pccguard.tenancy.salts import tenant_token as mint
+    from pccguard.enforcement.tenancy.salts import tenant_token as mint
 
     return mint(tenant)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pccguard.tenancy.routes import Binding, RouteTable
+from pccguard.enforcement.tenancy.routes import Binding, RouteTable
 
 TENANT_HEADER = "x-pccguard-tenant"
 CHOSEN_SALT = "everyone-uses-this-salt"

@@ -29,9 +29,9 @@ from typing import Any, NoReturn
 # bundled OpenSSL makes a later ``import torch`` abort the process.
 import torch  # noqa: F401  (import order, see above)
 
+from pccguard.enforcement.tenancy.routes import route_facts
 from pccguard.errors import UsageError
-from pccguard.facts import DeploymentFacts, Provenance
-from pccguard.tenancy.routes import route_facts
+from pccguard.facts.model import DeploymentFacts, Provenance
 
 from .routes import DUMPER_PREFIX, PRIVILEGED_ROUTES, ROUTE_TABLE
 

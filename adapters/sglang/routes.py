@@ -7,14 +7,14 @@ the live FastAPI app so that a version bump cannot silently drop a route.
 The runtime closes routes by their live auth level, not by this list.
 
 :data:`ROUTE_TABLE` gives every route of the 0.5.23 app its binding at the
-tenant boundary (``pccguard.tenancy``); a test compares it with the live app too.
+tenant boundary (``pccguard.enforcement.tenancy``); a test compares it with the live app too.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pccguard.tenancy.routes import Binding, RouteSpec, RouteTable, spec
+from pccguard.enforcement.tenancy.routes import Binding, RouteSpec, RouteTable, spec
 
 Purpose = Literal["admin", "weights", "profiler", "debug"]
 

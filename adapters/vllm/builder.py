@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pccguard.facts import Provenance
+from pccguard.facts.model import Provenance
 
 #: Flags whose values are secrets: provenance records that they were given, never what they were.
 SECRET_FLAGS = frozenset({"--api-key", "--hf-token", "--ssl-keyfile"})

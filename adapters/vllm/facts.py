@@ -20,8 +20,8 @@ from typing import Any
 from pccguard.adapters.vllm import static_check
 from pccguard.adapters.vllm.builder import REDACTED, SECRET_FLAGS, FactBuilder, show
 from pccguard.adapters.vllm.routes import ROUTE_TABLE, route_conditions
-from pccguard.facts import DeploymentFacts, Provenance
-from pccguard.tenancy.routes import route_facts
+from pccguard.enforcement.tenancy.routes import route_facts
+from pccguard.facts.model import DeploymentFacts, Provenance
 
 ENGINE = "vllm"
 

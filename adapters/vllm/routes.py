@@ -5,7 +5,7 @@ routes a configuration serves without building vLLM's app; a test compares it
 with the routes of the real ``build_app`` (and of the pooling and speech
 routers) so that a version bump cannot add a route unseen. At run time the
 boundary binds the live app's routes by this table and gives any route it does
-not list the prompt policy (see ``pccguard.tenancy.routes``).
+not list the prompt policy (see ``pccguard.enforcement.tenancy.routes``).
 
 ``when`` names the condition under which vLLM registers a route:
 ``generate`` / ``pooling`` / ``transcription`` / ``realtime`` (the model's
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pccguard.tenancy.routes import Binding, RouteSpec, RouteTable, spec
+from pccguard.enforcement.tenancy.routes import Binding, RouteSpec, RouteTable, spec
 
 PUBLIC, TENANT, ADMIN, REFUSED, PROMPT = (
     Binding.PUBLIC,

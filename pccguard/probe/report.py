@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pccguard.errors import InputError
-from pccguard.output import write_atomic
+from pccguard.files.output import write_atomic
 from pccguard.probe.audit import POSITIVE_CONTROL, AuditReport, Section
 
 COLORS = {"hit": "#d62728", "control": "#1f77b4"}

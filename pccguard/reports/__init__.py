@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pccguard.errors import UsageError
+from pccguard.evaluation.results import Report
 from pccguard.reports.html_report import render_html
 from pccguard.reports.json_report import render_json
 from pccguard.reports.junit import render_junit
 from pccguard.reports.markdown import render_markdown
 from pccguard.reports.sarif import build_sarif, render_sarif
 from pccguard.reports.table import render_table
-from pccguard.results import Report
 
 Formatter = Callable[[Report], str]
 

@@ -19,10 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from pccguard.catalog import LETTERS
-from pccguard.facts import Provenance
-from pccguard.metadata import SEVERITY_RANK
-from pccguard.results import (
+from pccguard.evaluation.results import (
     FAILING_VERDICTS,
     VERDICT_ORDER,
     Report,
@@ -30,6 +27,9 @@ from pccguard.results import (
     RuleResult,
     Verdict,
 )
+from pccguard.facts.catalog import LETTERS
+from pccguard.facts.model import Provenance
+from pccguard.policy.metadata import SEVERITY_RANK
 
 #: Short, upper-case labels: a verdict is always shown as text, colour only adds to it.
 VERDICT_LABELS: dict[Verdict, str] = {

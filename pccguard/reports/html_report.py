@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 
+from pccguard.evaluation.results import VERDICT_ORDER, Report, Verdict
 from pccguard.reports._common import (
     VERDICT_LABELS,
     VERDICT_WORDS,
@@ -26,7 +27,6 @@ from pccguard.reports._common import (
     results_for,
     totals,
 )
-from pccguard.results import VERDICT_ORDER, Report, Verdict
 
 _CSS = """
 :root { color-scheme: light dark; }

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 
+from pccguard.evaluation.results import Report
 from pccguard.reports._common import requirement_summaries, results_by_id
-from pccguard.results import Report
 
 
 def stable_report(report: Report) -> Report:

@@ -29,7 +29,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from pccguard.catalog import LETTERS
+from pccguard.evaluation.results import Report, RuleResult, Verdict
+from pccguard.facts.catalog import LETTERS
 from pccguard.reports._common import (
     below_fail_on_note,
     clean,
@@ -43,7 +44,6 @@ from pccguard.reports._common import (
     requirement_summaries,
     results_by_id,
 )
-from pccguard.results import Report, RuleResult, Verdict
 
 # Beyond what ``clean`` handles: the two non-characters and lone surrogates.
 _XML_ILLEGAL = re.compile("[\ufffe\uffff\ud800-\udfff]")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from pccguard.evaluation.results import VERDICT_ORDER, Report, Verdict
 from pccguard.reports._common import (
     VERDICT_LABELS,
     VERDICT_WORDS,
@@ -30,7 +31,6 @@ from pccguard.reports._common import (
     results_for,
     totals,
 )
-from pccguard.results import VERDICT_ORDER, Report, Verdict
 
 # Characters that start inline syntax anywhere in a line: emphasis, code, links
 # and images (``[`` opens both; without it ``(`` and ``!`` are plain text),

@@ -58,8 +58,9 @@ from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
-from pccguard.facts import Provenance
-from pccguard.metadata import RuleMeta
+from pccguard.evaluation.results import Report, RuleResult, Verdict
+from pccguard.facts.model import Provenance
+from pccguard.policy.metadata import RuleMeta
 from pccguard.reports._common import (
     VERDICT_WORDS,
     below_fail_on,
@@ -70,7 +71,6 @@ from pccguard.reports._common import (
     results_by_id,
 )
 from pccguard.reports.markdown import escape as _md
-from pccguard.results import Report, RuleResult, Verdict
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

@@ -35,6 +35,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from pccguard.evaluation.results import VERDICT_ORDER, Report, RuleResult, Verdict
 from pccguard.reports._common import (
     VERDICT_LABELS,
     VERDICT_WORDS,
@@ -55,7 +56,6 @@ from pccguard.reports._common import (
     results_for,
     totals,
 )
-from pccguard.results import VERDICT_ORDER, Report, RuleResult, Verdict
 
 #: Width used when the caller does not know the terminal's (a file, a pipe, a test).
 DEFAULT_WIDTH = 100

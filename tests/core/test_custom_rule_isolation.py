@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pccguard.engines.embedded import EmbeddedEngine
 from pccguard.errors import RuleError
-from pccguard.evaluate import Evaluator
-from pccguard.facts_io import load_facts
-from pccguard.profiles import load_profile
-from pccguard.results import Verdict
-from pccguard.rulebook import load_rulebook
+from pccguard.evaluation.evaluator import Evaluator
+from pccguard.evaluation.results import Verdict
+from pccguard.facts.load import load_facts
+from pccguard.policy.engines.embedded import EmbeddedEngine
+from pccguard.policy.profiles import load_profile
+from pccguard.policy.rulebook import load_rulebook
 from tests.core.rule_factory import EXAMPLE, PROFILE, write_rule
 from tests.core.support import assert_clean_error, run_cli
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pccguard.engines.base import validate_decision_document
-from pccguard.engines.embedded import EmbeddedEngine
 from pccguard.errors import EngineError, RuleError
-from pccguard.evaluate import Evaluator
-from pccguard.facts_io import facts_from_data
-from pccguard.profiles import load_profile
-from pccguard.results import Verdict
-from pccguard.rulebook import load_rulebook
+from pccguard.evaluation.evaluator import Evaluator
+from pccguard.evaluation.results import Verdict
+from pccguard.facts.load import facts_from_data
+from pccguard.policy.engines.base import validate_decision_document
+from pccguard.policy.engines.embedded import EmbeddedEngine
+from pccguard.policy.profiles import load_profile
+from pccguard.policy.rulebook import load_rulebook
 
 HEADER = """\
 # METADATA

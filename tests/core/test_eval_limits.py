@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pccguard.engines.embedded import EmbeddedEngine
-from pccguard.engines.limits import EvalLimitError, EvalLimits
 from pccguard.errors import InputError
-from pccguard.evaluate import Evaluator
-from pccguard.facts_io import load_facts
-from pccguard.profiles import load_profile
-from pccguard.rulebook import load_rulebook
+from pccguard.evaluation.evaluator import Evaluator
+from pccguard.facts.load import load_facts
+from pccguard.policy.engines.embedded import EmbeddedEngine
+from pccguard.policy.engines.limits import EvalLimitError, EvalLimits
+from pccguard.policy.profiles import load_profile
+from pccguard.policy.rulebook import load_rulebook
 from tests.core.rule_factory import EXAMPLE, PROFILE, write_rule
 from tests.core.support import assert_clean_error, run_cli
 

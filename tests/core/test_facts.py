@@ -7,9 +7,9 @@ import json
 import jsonschema
 import pytest
 
-from pccguard.facts import DeploymentFacts, parse_version
-from pccguard.facts_io import facts_from_data, load_facts
-from pccguard.session import build_evaluator
+from pccguard.evaluation.settings import build_evaluator
+from pccguard.facts.load import facts_from_data, load_facts
+from pccguard.facts.model import DeploymentFacts, parse_version
 from tests.core.support import EXAMPLES, run_cli
 
 

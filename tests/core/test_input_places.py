@@ -1,6 +1,6 @@
 """Inputs that used to end as "internal error" with no place: each is now a one-line error naming it.
 
-Documents go through the one loader (``pccguard.sourcefile.load_document``),
+Documents go through the one loader (``pccguard.files.sourcefile.load_document``),
 so facts, waivers, profiles and the plugin config all get the same messages.
 """
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pccguard.config import CONFIG_ENV, load_plugin_config
+from pccguard.enforcement.config import CONFIG_ENV, load_plugin_config
 from pccguard.errors import InputError
-from pccguard.sourcefile import load_document
+from pccguard.files.sourcefile import load_document
 from tests.core.support import MINIMAL_FACTS, assert_clean_error, run_cli
 
 HEAD = "deployment:\n  name: x\n  engine: vllm\n"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pccguard.engines.opa import OpaServerEngine, is_loopback_host, redact_url
 from pccguard.errors import UsageError
+from pccguard.policy.engines.opa import OpaServerEngine, is_loopback_host, redact_url
 from tests.core.opa_api_server import OpaApiEmulator
 from tests.core.support import MINIMAL_FACTS, assert_clean_error, run_cli
 

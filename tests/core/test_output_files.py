@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pccguard.errors import InputError, UsageError
-from pccguard.output import write_atomic
+from pccguard.files.output import write_atomic
 from tests.core.support import MINIMAL_FACTS, REPO, assert_clean_error, run_cli
 
 #: ``check`` (a report), ``facts`` and ``schema``: every command with ``-o/--output``.

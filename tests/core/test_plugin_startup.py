@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pccguard.audit import AuditEvent, AuditKind, AuditLog
-from pccguard.config import PluginConfig, load_plugin_config
+from pccguard.enforcement.audit import AuditEvent, AuditKind, AuditLog
+from pccguard.enforcement.config import PluginConfig, load_plugin_config
+from pccguard.enforcement.startup import evaluate_startup
 from pccguard.errors import EnforcementError, InputError
-from pccguard.facts_io import facts_from_data
-from pccguard.plugin_startup import evaluate_startup
+from pccguard.facts.load import facts_from_data
 
 FACTS = {
     "deployment": {"name": "svc", "engine": "vllm"},

@@ -8,14 +8,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pccguard.engines.embedded import EmbeddedEngine
 from pccguard.errors import PccguardError
-from pccguard.evaluate import Evaluator
-from pccguard.facts import Optimizations
-from pccguard.facts_io import facts_from_data
-from pccguard.profiles import load_profile
-from pccguard.results import Verdict
-from pccguard.rulebook import load_rulebook
+from pccguard.evaluation.evaluator import Evaluator
+from pccguard.evaluation.results import Verdict
+from pccguard.facts.load import facts_from_data
+from pccguard.facts.model import Optimizations
+from pccguard.policy.engines.embedded import EmbeddedEngine
+from pccguard.policy.profiles import load_profile
+from pccguard.policy.rulebook import load_rulebook
 
 RULEBOOK = load_rulebook()
 ENGINE = EmbeddedEngine(RULEBOOK.modules())

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pccguard.facts import DeploymentFacts
-from pccguard.facts_io import facts_document, load_facts
-from pccguard.results import FAILING_VERDICTS, Report, Verdict
+from pccguard.evaluation.results import FAILING_VERDICTS, Report, Verdict
+from pccguard.facts.load import facts_document, load_facts
+from pccguard.facts.model import DeploymentFacts
 from tests.core.support import EXAMPLES, run_cli
 
 HARDENED = EXAMPLES / "vllm-hardened.yaml"
@@ -151,7 +151,7 @@ def _verdicts(report: Report) -> list[tuple[str, Verdict, list[str]]]:
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_facts_document_round_trips_every_example(example: Path, tmp_path: Path) -> None:
-    from pccguard.session import build_evaluator
+    from pccguard.evaluation.settings import build_evaluator
 
     facts = load_facts(example)
     copy = tmp_path / "f.yaml"

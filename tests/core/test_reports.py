@@ -24,20 +24,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.cells import cell_len
 
-from pccguard.engines.embedded import EmbeddedEngine
 from pccguard.errors import EngineError, UsageError
-from pccguard.evaluate import Evaluator
-from pccguard.facts import DeploymentFacts
-from pccguard.facts_io import facts_from_data, load_facts
-from pccguard.metadata import SEVERITIES
-from pccguard.profiles import load_profile
+from pccguard.evaluation.evaluator import Evaluator
+from pccguard.evaluation.results import Report, Verdict
+from pccguard.facts.load import facts_from_data, load_facts
+from pccguard.facts.model import DeploymentFacts
+from pccguard.policy.engines.embedded import EmbeddedEngine
+from pccguard.policy.metadata import SEVERITIES
+from pccguard.policy.profiles import load_profile
+from pccguard.policy.rulebook import Rulebook, load_rulebook
+from pccguard.policy.waivers import WaiverSet, load_waivers
 from pccguard.reports import FORMATS, render
 from pccguard.reports.json_report import stable_report
 from pccguard.reports.sarif import build_sarif, render_sarif
 from pccguard.reports.table import render_table
-from pccguard.results import Report, Verdict
-from pccguard.rulebook import Rulebook, load_rulebook
-from pccguard.waivers import WaiverSet, load_waivers
 
 SARIF_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "data" / "sarif-schema-2.1.0.json"
 

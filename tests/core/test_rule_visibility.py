@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pccguard.errors import RuleError
-from pccguard.rulebook import load_rulebook
+from pccguard.policy.rulebook import load_rulebook
 from tests.core.rule_factory import EXAMPLE, PROFILE, write_rule
 from tests.core.support import assert_clean_error, run_cli
 

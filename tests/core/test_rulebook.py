@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from pccguard.catalog import load_catalog
-from pccguard.engines.embedded import EmbeddedEngine
-from pccguard.fixtures import discover, missing_coverage, run_fixtures
-from pccguard.lint import lint_rules
-from pccguard.mitigations import is_valid_mitigation
-from pccguard.profiles import load_profile, shipped_profiles
-from pccguard.rulebook import load_rulebook
+from pccguard.authoring.fixtures import discover, missing_coverage, run_fixtures
+from pccguard.authoring.lint import lint_rules
+from pccguard.facts.catalog import load_catalog
+from pccguard.facts.mitigations import is_valid_mitigation
+from pccguard.policy.engines.embedded import EmbeddedEngine
+from pccguard.policy.profiles import load_profile, shipped_profiles
+from pccguard.policy.rulebook import load_rulebook
 from tests.core.support import run_cli
 
 RULEBOOK = load_rulebook()
@@ -173,8 +173,8 @@ def test_fixture_folder_with_a_typo_is_an_error(tmp_path):
 
 def test_enforced_needs_every_finding_mitigation():
     """A mitigation that the profile does not accept for a finding does not make the rule enforced."""
-    from pccguard.evaluate import Evaluator
-    from pccguard.facts_io import facts_from_data
+    from pccguard.evaluation.evaluator import Evaluator
+    from pccguard.facts.load import facts_from_data
 
     facts = {
         "deployment": {"engine": "vllm"},

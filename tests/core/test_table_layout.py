@@ -11,12 +11,12 @@ import re
 
 import pytest
 
-from pccguard.facts_io import load_facts
+from pccguard.evaluation.results import Report, Verdict
+from pccguard.evaluation.settings import build_evaluator
+from pccguard.facts.load import load_facts
 from pccguard.reports import render
 from pccguard.reports._common import one_line
 from pccguard.reports.table import render_table
-from pccguard.results import Report, Verdict
-from pccguard.session import build_evaluator
 from tests.core.support import EXAMPLES, run_cli
 
 DEFAULT = EXAMPLES / "vllm-multitenant-default.yaml"

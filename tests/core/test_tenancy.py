@@ -13,17 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from pccguard.config import TenancyConfig
-from pccguard.errors import InputError
-from pccguard.tenancy.gate import REFUSAL, SaltGate, refusal_message
-from pccguard.tenancy.identity import (
+from pccguard.enforcement.config import TenancyConfig
+from pccguard.enforcement.tenancy.gate import REFUSAL, SaltGate, refusal_message
+from pccguard.enforcement.tenancy.identity import (
     SINGLE_TENANT,
     TenantResolver,
     current_tenant,
     load_key_file,
     tenant_scope,
 )
-from pccguard.tenancy.salts import (
+from pccguard.enforcement.tenancy.salts import (
     SaltKeys,
     SaltKind,
     TokenRefused,
@@ -32,6 +31,7 @@ from pccguard.tenancy.salts import (
     is_token,
     isolated_salt,
 )
+from pccguard.errors import InputError
 
 NOW = 1_800_000_000.0
 

@@ -21,15 +21,15 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pccguard.engines.embedded import EmbeddedEngine
 from pccguard.errors import InputError, PccguardError
-from pccguard.evaluate import Evaluator
-from pccguard.facts_io import facts_from_data
-from pccguard.metadata import SEVERITIES
-from pccguard.profiles import Profile, ProfileParams, UnknownFacts, load_profile, shipped_profiles
+from pccguard.evaluation.evaluator import Evaluator
+from pccguard.evaluation.results import FAILING_VERDICTS, Report, Verdict
+from pccguard.facts.load import facts_from_data
+from pccguard.policy.engines.embedded import EmbeddedEngine
+from pccguard.policy.metadata import SEVERITIES
+from pccguard.policy.profiles import Profile, ProfileParams, UnknownFacts, load_profile, shipped_profiles
+from pccguard.policy.rulebook import load_rulebook
 from pccguard.reports import render
-from pccguard.results import FAILING_VERDICTS, Report, Verdict
-from pccguard.rulebook import load_rulebook
 from tests.core.support import EXAMPLES, REPO, assert_clean_error, run_cli
 
 RULEBOOK = load_rulebook()
@@ -181,7 +181,7 @@ def test_a_document_cannot_grant_itself_a_mitigation():
 
 def test_a_facts_file_cannot_claim_a_running_plugin(tmp_path):
     """``plugin_active: true`` in a document is a claim too: read from a file, the mitigations are declared."""
-    from pccguard.facts_io import load_facts
+    from pccguard.facts.load import load_facts
 
     path = tmp_path / "claims.yaml"
     path.write_text(yaml.safe_dump(_claimed(True)), encoding="utf-8")

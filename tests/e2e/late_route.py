@@ -16,7 +16,7 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from pccguard.tenancy.routes import enumerate_routes
+from pccguard.enforcement.tenancy.routes import enumerate_routes
 
 LATE_PATH = "/v1/late/completions"
 ROUTES_FILE_ENV = "PCCGUARD_TEST_ROUTES_FILE"

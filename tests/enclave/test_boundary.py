@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pccguard.audit import AuditKind, AuditLog
 from pccguard.enclave_runtime import field as F
 from pccguard.enclave_runtime.errors import AcceleratorLost, EnclaveRuntimeError
 from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.model import load_weights
 from pccguard.enclave_runtime.plan import PartitionPlan, PlanError, default_plan
 from pccguard.enclave_runtime.recorder import Transcript
+from pccguard.enforcement.audit import AuditKind, AuditLog
 
 
 def test_state_is_wiped_after_every_request(hybrid: HybridExecutor) -> None:

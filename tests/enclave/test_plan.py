@@ -126,7 +126,7 @@ def test_plan_facts_for_a_rule() -> None:
 
 def test_core_facts_patch_validates_against_the_facts_model() -> None:
     from pccguard.enclave_runtime.facts import core_facts_patch
-    from pccguard.facts import DeploymentFacts
+    from pccguard.facts.model import DeploymentFacts
 
     patch = core_facts_patch(default_plan(), MODE_P, n_layers=2, attested=True)
     facts = DeploymentFacts.model_validate({"deployment": {"engine": "vllm"}, **patch})

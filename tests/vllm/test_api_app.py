@@ -108,7 +108,7 @@ def test_route_table_lists_every_route_vllm_can_serve(
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     from pccguard.adapters.vllm.routes import ROUTE_TABLE
-    from pccguard.tenancy.routes import enumerate_routes
+    from pccguard.enforcement.tenancy.routes import enumerate_routes
 
     plugin_config("profile: multi-tenant-baseline\n")
     monkeypatch.setenv("VLLM_SERVER_DEV_MODE", "1")

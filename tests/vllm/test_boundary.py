@@ -1,4 +1,4 @@
-"""The shared tenant boundary (``pccguard.tenancy.boundary``) on a real FastAPI app, bound by vLLM's table.
+"""The shared tenant boundary (``pccguard.enforcement.tenancy.boundary``) on a real FastAPI app, bound by vLLM's table.
 
 Each binding is driven through real Starlette routing: what reaches the route
 handler (the body the engine would get, the headers) is recorded, so every
@@ -16,10 +16,10 @@ from fastapi import FastAPI, Request, WebSocket
 
 from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.middleware import PccguardTenantMiddleware
-from pccguard.audit import AuditEvent, AuditLog
-from pccguard.config import PluginConfig
-from pccguard.tenancy.boundary import MAX_BODY_BYTES
-from pccguard.tenancy.salts import is_token, process_keys
+from pccguard.enforcement.audit import AuditEvent, AuditLog
+from pccguard.enforcement.config import PluginConfig
+from pccguard.enforcement.tenancy.boundary import MAX_BODY_BYTES
+from pccguard.enforcement.tenancy.salts import is_token, process_keys
 from tests.asgi_call import asgi_call
 
 TENANT = b"x-pccguard-tenant"
@@ -163,7 +163,7 @@ def test_route_added_after_start_is_passed_through_and_recorded(served: Served) 
 
 
 def test_warmup_window_is_loopback_only_and_one_off() -> None:
-    from pccguard.tenancy.boundary import TenantBoundary
+    from pccguard.enforcement.tenancy.boundary import TenantBoundary
 
     app = Served()
     try:

@@ -18,9 +18,9 @@ from fastapi import FastAPI, Request
 
 from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.middleware import PccguardTenantMiddleware
-from pccguard.audit import AuditEvent, AuditKind, AuditLog
-from pccguard.config import PluginConfig
-from pccguard.tenancy.salts import SaltKeys, is_salt, is_token, process_keys
+from pccguard.enforcement.audit import AuditEvent, AuditKind, AuditLog
+from pccguard.enforcement.config import PluginConfig
+from pccguard.enforcement.tenancy.salts import SaltKeys, is_salt, is_token, process_keys
 from tests.asgi_call import asgi_call
 from tests.cpu_vllm import tenant_token
 from tests.vllm.support import add, make_engine, request, run_until_idle

@@ -35,7 +35,7 @@ from vllm.v1.kv_offload.factory import OffloadingSpecFactory
 from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.configure import OFFLOAD_MODULE, OFFLOAD_SPEC
 from pccguard.adapters.vllm.runtime.offload import EncryptedCPUOffloadingSpec
-from pccguard.audit import AuditEvent, AuditKind, AuditLog
+from pccguard.enforcement.audit import AuditEvent, AuditKind, AuditLog
 
 NUM_BLOCKS = 16
 PAGE = 2 * 16 * 2 * 16 * 4  # bytes of one block of one layer (heads x block x 2*head_size x fp32)

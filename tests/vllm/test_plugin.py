@@ -13,10 +13,10 @@ import pytest
 from vllm.exceptions import VLLMValidationError
 from vllm.v1.engine.core import EngineCore
 
-from pccguard import plugin_startup as startup_module
+import pccguard.enforcement.decide.startup as startup_module
 from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.plan import PLAN_KEY
-from pccguard.audit import AuditEvent, AuditKind, AuditLog
+from pccguard.enforcement.audit import AuditEvent, AuditKind, AuditLog
 from pccguard.errors import EnforcementError
 from tests.cpu_vllm import tenant_token
 from tests.vllm.support import CpuTestExecutor, make_engine

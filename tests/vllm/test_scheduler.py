@@ -18,9 +18,9 @@ from vllm.v1.structured_output import StructuredOutputManager
 
 from pccguard.adapters.vllm.runtime.plan import KEYS_ATTR, decide
 from pccguard.adapters.vllm.runtime.scheduler import PccguardAsyncScheduler, PccguardScheduler
+from pccguard.enforcement.tenancy.salts import is_salt, process_keys
 from pccguard.errors import EnforcementError
-from pccguard.results import Verdict
-from pccguard.tenancy.salts import is_salt, process_keys
+from pccguard.evaluation.results import Verdict
 
 BLOCK = 16
 
@@ -83,7 +83,7 @@ def test_freed_blocks_reach_the_zeroing_channel(cls: type, tiny_model: Path, plu
 
 
 def test_plugin_report_shows_enforced(tiny_model: Path, plugin_config: Any) -> None:
-    from pccguard.config import PluginConfig
+    from pccguard.enforcement.config import PluginConfig
 
     plugin_config("enabled: false\n")  # build the config untouched, then decide explicitly
     config = EngineArgs(

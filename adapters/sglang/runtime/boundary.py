@@ -1,4 +1,4 @@
-"""The shared tenant boundary on SGLang's HTTP app (see ``pccguard.tenancy.boundary``).
+"""The shared tenant boundary on SGLang's HTTP app (see ``pccguard.enforcement.tenancy.boundary``).
 
 ``_setup_and_run_http_server`` runs in the HTTP server's process before uvicorn
 starts; the hook adds the boundary to SGLang's module-level FastAPI app there,
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pccguard.tenancy.boundary import AUDIT_RECORDS, ASGIApp, BoundaryPolicy, TenantBoundary
-from pccguard.tenancy.identity import TenantResolver
+from pccguard.enforcement.tenancy.boundary import AUDIT_RECORDS, ASGIApp, BoundaryPolicy, TenantBoundary
+from pccguard.enforcement.tenancy.identity import TenantResolver
 
 from ..routes import EMBEDDING_PATHS, ROUTE_TABLE
 from . import targets

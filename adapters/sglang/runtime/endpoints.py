@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pccguard.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind
 
 from ..routes import DUMPER_PREFIX, WEIGHT_ROUTES
 from . import targets

@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sglang.srt.mem_cache.hicache_storage import HiCacheFile
 
-from pccguard.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind
 
 from .state import STATE
 

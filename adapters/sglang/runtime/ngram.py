@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pccguard.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind
 from pccguard.errors import EnforcementError
 
 from . import targets

@@ -4,7 +4,7 @@ SGLang 0.5.23 namespaces its radix tree, the scheduler's in-queue matching
 tree, HiCache L3 keys and KV-event hashes by ``cache_salt`` -- a salt the
 client chooses. The plugin binds it to the tenant in three places:
 
-* the shared tenant boundary (``pccguard.tenancy.boundary``) is added to
+* the shared tenant boundary (``pccguard.enforcement.tenancy.boundary``) is added to
   SGLang's FastAPI app before it serves: every route of the live app is bound
   by :data:`~pccguard.adapters.sglang.routes.ROUTE_TABLE`; a prompt route
   refuses a request without a tenant (401), strips the client's salt, and runs
@@ -31,10 +31,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pccguard.audit import AuditKind
-from pccguard.tenancy.gate import REFUSAL
-from pccguard.tenancy.identity import SINGLE_TENANT, current_tenant, tenant_scope
-from pccguard.tenancy.salts import TokenRefused, isolated_salt
+from pccguard.enforcement.audit import AuditKind
+from pccguard.enforcement.tenancy.gate import REFUSAL
+from pccguard.enforcement.tenancy.identity import SINGLE_TENANT, current_tenant, tenant_scope
+from pccguard.enforcement.tenancy.salts import TokenRefused, isolated_salt
 
 from . import targets
 from .state import STATE, Enforcement

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pccguard.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind
 
 from . import targets
 from .state import STATE

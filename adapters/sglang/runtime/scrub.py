@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from pccguard.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind
 
 from . import targets
 from .state import STATE

@@ -4,7 +4,7 @@ Runs in every SGLang process that resolves or receives server arguments — afte
 ``ServerArgs.resolve_once`` in the launcher and at ``Scheduler.__init__`` in each
 scheduler process — and once more when the memory pools exist, to check that
 the allocator, KV pool and tree are kinds the installed hooks cover. Verdicts
-come only from the shared ``pccguard.plugin_startup.evaluate_startup``; this
+come only from the shared ``pccguard.enforcement.startup.evaluate_startup``; this
 module supplies the facts and the mitigations this adapter can install for this
 configuration. Any error here, pccguard's own included, refuses the start
 (fail-closed), unless the configuration says ``fail_mode: open``.
@@ -16,15 +16,15 @@ import logging
 import os
 from typing import Any
 
-from pccguard.audit import AuditKind
-from pccguard.config import PluginConfig, load_plugin_config
+from pccguard.enforcement.audit import AuditKind
+from pccguard.enforcement.config import PluginConfig, load_plugin_config
+from pccguard.enforcement.startup import declared_facts, evaluate_startup, refuse_on_error
+from pccguard.enforcement.tenancy.gate import SaltGate
+from pccguard.enforcement.tenancy.identity import TenantResolver
+from pccguard.enforcement.tenancy.salts import adopt_process_keys, process_keys
 from pccguard.errors import EnforcementError
-from pccguard.facts import DeploymentFacts, Provenance
-from pccguard.plugin_startup import declared_facts, evaluate_startup, refuse_on_error
-from pccguard.profiles import load_profile
-from pccguard.tenancy.gate import SaltGate
-from pccguard.tenancy.identity import TenantResolver
-from pccguard.tenancy.salts import adopt_process_keys, process_keys
+from pccguard.facts.model import DeploymentFacts, Provenance
+from pccguard.policy.profiles import load_profile
 
 from ..facts import PCCGUARD_STORAGE_CLASS, facts_from_server_args
 from . import scrub, ttl

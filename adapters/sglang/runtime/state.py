@@ -15,9 +15,9 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from pccguard.audit import AuditKind, AuditLog
-from pccguard.config import PluginConfig
-from pccguard.tenancy.gate import SaltGate
+from pccguard.enforcement.audit import AuditKind, AuditLog
+from pccguard.enforcement.config import PluginConfig
+from pccguard.enforcement.tenancy.gate import SaltGate
 
 ENGINE = "sglang"
 #: Aggregated counters (scrubbed slots, salted requests) are emitted at most this often.

@@ -18,7 +18,7 @@ import heapq
 import time
 from typing import Any
 
-from pccguard.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind
 
 from . import targets
 from .state import STATE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from pccguard.audit import AuditLog
+from pccguard.enforcement.audit import AuditLog
 
 _lock = threading.Lock()
 _log: AuditLog | None = None

@@ -17,8 +17,8 @@ from typing import Any
 
 from pccguard.adapters.vllm.runtime import hybrid
 from pccguard.adapters.vllm.runtime.plan import KEYS_ATTR, PLAN_KEY, RuntimePlan
+from pccguard.enforcement.tenancy.salts import process_keys
 from pccguard.errors import EnforcementError
-from pccguard.tenancy.salts import process_keys
 
 OFFLOAD_SPEC = "EncryptedCPUOffloadingSpec"
 OFFLOAD_MODULE = "pccguard.adapters.vllm.runtime.offload"

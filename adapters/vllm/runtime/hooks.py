@@ -165,8 +165,8 @@ def install_presalt_hook() -> None:
     from vllm.exceptions import VLLMValidationError
     from vllm.v1.engine.core import EngineCore
 
-    from pccguard.tenancy.gate import refusal_message
-    from pccguard.tenancy.salts import TokenRefused
+    from pccguard.enforcement.tenancy.gate import refusal_message
+    from pccguard.enforcement.tenancy.salts import TokenRefused
 
     original = EngineCore.preprocess_add_request
 
@@ -189,7 +189,7 @@ def install_presalt_hook() -> None:
 
 
 def _plugin_enabled() -> bool:
-    from pccguard.config import load_plugin_config
+    from pccguard.enforcement.config import load_plugin_config
 
     try:
         return load_plugin_config().enabled

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pccguard.config import PluginConfig
 from pccguard.enclave_runtime.facts import MITIGATION, hybrid_plan_facts
 from pccguard.enclave_runtime.plan import PrivacySpec
 from pccguard.enclave_runtime.vllm_executor import EXECUTOR_QUALNAME
 from pccguard.enclave_runtime.vllm_executor.settings import EnclaveSettings
-from pccguard.facts import DeploymentFacts, HybridPlan, Provenance
+from pccguard.enforcement.config import PluginConfig
+from pccguard.facts.model import DeploymentFacts, HybridPlan, Provenance
 
 #: Architectures the enclave runtime's decoder implements.
 SUPPORTED_ARCHITECTURES = frozenset({"LlamaForCausalLM"})

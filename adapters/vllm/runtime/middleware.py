@@ -3,7 +3,7 @@
 vLLM builds its ASGI middleware stack when the server starts (its lifespan),
 and the boundary then enumerates the live app's routes and binds each one by
 :data:`~pccguard.adapters.vllm.routes.ROUTE_TABLE` (see
-:mod:`pccguard.tenancy.boundary`). On a prompt route the body's ``cache_salt``
+:mod:`pccguard.enforcement.tenancy.boundary`). On a prompt route the body's ``cache_salt``
 becomes a token minted for the identified tenant, so vLLM carries it untouched
 into the ``EngineCoreRequest``; the engine core opens it (``hooks``) and
 refuses any request without one, whatever route it came from.
@@ -17,10 +17,10 @@ from __future__ import annotations
 from pccguard.adapters.vllm.routes import RESPONSE_STORE_PATHS, ROUTE_TABLE
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.adapters.vllm.runtime.metrics_filter import drop_series
-from pccguard.config import PluginConfig, load_plugin_config
-from pccguard.tenancy.boundary import AUDIT_RECORDS, ASGIApp, BoundaryPolicy, TenantBoundary
-from pccguard.tenancy.identity import TenantResolver
-from pccguard.tenancy.salts import SaltKeys, process_keys
+from pccguard.enforcement.config import PluginConfig, load_plugin_config
+from pccguard.enforcement.tenancy.boundary import AUDIT_RECORDS, ASGIApp, BoundaryPolicy, TenantBoundary
+from pccguard.enforcement.tenancy.identity import TenantResolver
+from pccguard.enforcement.tenancy.salts import SaltKeys, process_keys
 
 
 def _record(outcome: str, tenant: str | None) -> None:

@@ -44,7 +44,7 @@ from vllm.v1.kv_offload.base import (
 from vllm.v1.kv_offload.cpu.spec import CPUOffloadingSpec
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
-from pccguard.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind
 
 logger = logging.getLogger("pccguard.vllm.offload")
 NONCE = 12

@@ -17,10 +17,10 @@ from typing import Any
 from pccguard.adapters.vllm import IMPLEMENTED_MITIGATIONS
 from pccguard.adapters.vllm.runtime import hybrid
 from pccguard.adapters.vllm.runtime.audit import audit_log
-from pccguard.config import PluginConfig, load_plugin_config
-from pccguard.enforcement import StartupDecision
-from pccguard.facts import DeploymentFacts
-from pccguard.plugin_startup import declared_facts, evaluate_startup, refuse_on_error
+from pccguard.enforcement.config import PluginConfig, load_plugin_config
+from pccguard.enforcement.decide import StartupDecision
+from pccguard.enforcement.startup import declared_facts, evaluate_startup, refuse_on_error
+from pccguard.facts.model import DeploymentFacts
 
 ENGINE = "vllm"
 #: Key of the plan inside ``VllmConfig.additional_config`` (it travels to the engine-core process).
@@ -164,7 +164,7 @@ def decide(
 
 
 def _empty_decision() -> StartupDecision:
-    from pccguard.results import Report
+    from pccguard.evaluation.results import Report
 
     report = Report(
         tool={"name": "pccguard"}, deployment={}, profile="none", engine="none", results=[], requirements=[]

@@ -28,10 +28,10 @@ from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.adapters.vllm.runtime.plan import KEYS_ATTR, PLAN_KEY, RuntimePlan, decide
 from pccguard.adapters.vllm.runtime.scrub import ScrubTracker
 from pccguard.adapters.vllm.runtime.ttl import PrefixTTL
-from pccguard.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind
+from pccguard.enforcement.tenancy.gate import SaltGate
+from pccguard.enforcement.tenancy.salts import adopt_process_keys, isolated_salt
 from pccguard.errors import EnforcementError
-from pccguard.tenancy.gate import SaltGate
-from pccguard.tenancy.salts import adopt_process_keys, isolated_salt
 
 #: Seconds between audit records of per-request and per-block actions while the engine is busy.
 AUDIT_INTERVAL = 1.0

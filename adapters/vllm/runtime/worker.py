@@ -15,7 +15,7 @@ import ctypes
 from typing import Any
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
-from pccguard.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind
 
 
 class CpuBlockZeroer:

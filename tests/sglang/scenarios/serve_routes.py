@@ -25,7 +25,7 @@ LATE_PATH = "/late/generate"
 def _watch(port: int, routes_file: str) -> None:
     from sglang.srt.entrypoints.http_server import app, generate_request
 
-    from pccguard.tenancy.routes import enumerate_routes
+    from pccguard.enforcement.tenancy.routes import enumerate_routes
 
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

@@ -1,0 +1,1 @@
+"""Tools for rule authors: lint, scaffolding and fixtures."""

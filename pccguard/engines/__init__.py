@@ -1,5 +1,0 @@
-"""Policy engines: the embedded regopy default and a central OPA server."""
-
-from pccguard.engines.base import DecisionDocument, PolicyEngine, validate_decision_document
-
-__all__ = ["DecisionDocument", "PolicyEngine", "validate_decision_document"]

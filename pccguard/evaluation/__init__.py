@@ -1,0 +1,1 @@
+"""Stage 3: verdicts per rule and per requirement, and the settings that build an evaluator."""

@@ -1,0 +1,1 @@
+"""Reading and writing files: YAML with line numbers, atomic output, packaged data."""
