@@ -1,5 +1,5 @@
-# The two entry points of the README. Each sets up what it needs first.
-.PHONY: report test
+# The two entry points of the README, and the type check. Each sets up what it needs first.
+.PHONY: report test typecheck
 
 # Set up and run a compliance report on a bundled example with the embedded engine.
 # Exit status 1 means findings (expected for this example); 2 means an error.
@@ -13,3 +13,8 @@ report:
 # Set up every environment and run the whole test suite.
 test:
 	@bash scripts/test.sh
+
+# mypy strict over every installed package (core, adapters, plugins, enclave runtime), real paths in the report.
+typecheck:
+	@bash scripts/venv-core.sh
+	@.venv/bin/python scripts/typecheck.py

@@ -37,3 +37,25 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     Console().print(table)
+
+
+def paired_ratio(
+    pairs: Sequence[tuple[float, float]], resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Median of the per-round ratios ``treated / baseline`` with a bootstrap 95% interval.
+
+    Each pair is one round that ran both arms back to back on the same work, in
+    alternating order, so the machine's drift between rounds cancels inside a
+    pair; the interval says how far the median could move on another run.
+    """
+    import random
+    import statistics
+
+    if len(pairs) < 2 or any(base <= 0 for _, base in pairs):
+        raise ValueError("need at least two rounds with a positive baseline")
+    ratios = [treated / base for treated, base in pairs]
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    low = medians[int(0.025 * resamples)]
+    high = medians[min(resamples - 1, int(0.975 * resamples))]
+    return statistics.median(ratios), low, high

@@ -1,21 +1,30 @@
 """Radix-cache cost of pccguard's hooks: ``match_prefix`` / ``insert`` with salting and TTL vs without.
 
-Runs the same workload twice, each in its own process: SGLang 0.5.23's
-``RadixCache`` on the CPU with unsalted keys and no plugin, and with the plugin
-installed as in a scheduler process (allocator scrub hooks, tenant salts derived
-per request with the in-memory HMAC key, the TTL tick of the scheduler loop).
-Prints a table; the target is a ratio of at most 1.05.
+SGLang 0.5.23's ``RadixCache`` on the CPU, two trees in one process, played in
+lockstep: every request goes to both trees, the order alternating from request
+to request, so a burst of the machine's other load lands on both sides of a
+pair. The plain arm is SGLang with each tenant's own client salt (its native
+``cache_salt``), so both trees hold the same entries and hit alike; the
+pccguard arm takes the tenant's salt from the plugin's in-memory key set and
+runs the TTL tick of the scheduler loop after every insert. The plugin is
+installed in the process (as in a scheduler), so the allocator frees of both
+arms are scrubbed: frees, allocation and eviction are untimed here, and their
+cost is measured in the real engine by ``bench/sglang_engine_throughput.py``.
+A round is one workload played by both trees; the ratio of the two round totals
+is one pair. It prints the median paired ratio with a bootstrap 95% interval
+(target: upper bound at most 1.03).
 
-    .venv-sglang/bin/python bench/sglang_radix_overhead.py [--requests N] [--repeats R] [--rounds K]
+    .venv-sglang/bin/python bench/sglang_radix_overhead.py [--requests N] [--rounds K]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import gc
+import hashlib
 import os
 import random
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sglang" 
 
 from _common import write_tiny_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _table import paired_ratio, print_table
+
 
 def workload(requests: int, seed: int = 0) -> list[tuple[str, list[int]]]:
     """Tenants share system prompts, so lookups hit; each request adds a private tail."""
@@ -41,147 +53,150 @@ def workload(requests: int, seed: int = 0) -> list[tuple[str, list[int]]]:
     return out
 
 
-def run_once(plugin: bool, requests: int, repeats: int) -> dict[str, Any]:
-    from sglang.srt.mem_cache.allocator import TokenToKVPoolAllocator
-    from sglang.srt.mem_cache.base_prefix_cache import EvictParams, InsertParams, MatchPrefixParams
-    from sglang.srt.mem_cache.cache_init_params import CacheInitParams
-    from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool, ReqToTokenPool
-    from sglang.srt.mem_cache.radix_cache import RadixCache, RadixKey
+def install_plugin() -> Any:
+    """Install the plugin in this process as SGLang does in a scheduler; the enforcement it decided."""
+    model = write_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    config = model.parent / "pcc.yaml"
+    config.write_text("profile: multi-tenant-baseline\n")
+    os.environ["PCCGUARD_CONFIG"] = str(config)
+    from sglang.srt.plugins.hook_registry import HookRegistry
+    from sglang.srt.server_args import prepare_server_args
 
-    salt_of = None
-    tick = None
-    if plugin:
-        model = write_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
-        config = model.parent / "pcc.yaml"
-        config.write_text("profile: multi-tenant-baseline\n")
-        os.environ["PCCGUARD_CONFIG"] = str(config)
-        from sglang.srt.plugins.hook_registry import HookRegistry
-        from sglang.srt.server_args import prepare_server_args
+    from pccguard.adapters.sglang.runtime.startup import decide
+    from pccguard.plugins.sglang import register
 
-        from pccguard.adapters.sglang.runtime import ttl
-        from pccguard.adapters.sglang.runtime.salt import tenant_salt
-        from pccguard.adapters.sglang.runtime.startup import decide
-        from pccguard.plugins.sglang import register
+    sa = prepare_server_args(["--model-path", str(model), "--device", "cpu", "--load-format", "dummy"])
+    sa.resolve_once()
+    register()
+    HookRegistry.apply_hooks()
+    enforcement = decide(sa)
+    if enforcement is None or not enforcement.active("prefix_cache_ttl"):
+        raise SystemExit("the plugin did not install prefix_cache_ttl: nothing to measure")
+    return enforcement
 
-        sa = prepare_server_args(["--model-path", str(model), "--device", "cpu", "--load-format", "dummy"])
-        sa.resolve_once()
-        register()
-        HookRegistry.apply_hooks()
-        enforcement = decide(sa)
-        assert enforcement is not None and enforcement.active("prefix_cache_ttl")
 
-        def salt_of(tenant: str) -> str:
-            return tenant_salt(enforcement, tenant)
+class Arm:
+    """One radix tree over its own KV pool and allocator; ``step`` times what the arm adds per request."""
 
-        class Loop:  # stands in for the Scheduler whose loop calls the TTL tick
-            tree_cache: Any = None
+    SIZE = 8192
 
-        loop = Loop()
+    def __init__(self, salt_of: Any, tick: Any) -> None:
+        from sglang.srt.mem_cache.allocator import TokenToKVPoolAllocator
+        from sglang.srt.mem_cache.cache_init_params import CacheInitParams
+        from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool, ReqToTokenPool
+        from sglang.srt.mem_cache.radix_cache import RadixCache
 
-        def tick(tree: Any) -> None:
-            loop.tree_cache = tree
-            ttl.tick(loop)
-
-    size = 8192
-    kv = MHATokenToKVPool(
-        size=size,
-        page_size=1,
-        dtype=torch.float32,
-        head_num=2,
-        head_dim=16,
-        layer_num=2,
-        device="cpu",
-        enable_memory_saver=False,
-        enable_alt_stream=False,
-    )
-    work = workload(requests)
-    timings = []
-    for _ in range(repeats):
-        alloc = TokenToKVPoolAllocator(size, torch.float32, "cpu", kv, need_sort=False)
+        kv = MHATokenToKVPool(
+            size=self.SIZE,
+            page_size=1,
+            dtype=torch.float32,
+            head_num=2,
+            head_dim=16,
+            layer_num=2,
+            device="cpu",
+            enable_memory_saver=False,
+            enable_alt_stream=False,
+        )
+        self.alloc = TokenToKVPoolAllocator(self.SIZE, torch.float32, "cpu", kv, need_sort=False)
         params = CacheInitParams(
             disable=False,
             req_to_token_pool=ReqToTokenPool(4, 256, "cpu", False),
-            token_to_kv_pool_allocator=alloc,
+            token_to_kv_pool_allocator=self.alloc,
             page_size=1,
         )
-        tree = RadixCache(params)
-        timed = 0.0
-        for tenant, tokens in work:
-            # Timed: what salting and TTL add per request (salt derivation, the salted key's match and
-            # insert, the scheduler-loop TTL tick). Untimed: allocation, eviction and frees, whose
-            # scrubbing cost bench/sglang_engine_throughput.py measures in the real engine.
-            t0 = time.perf_counter()
-            salt = salt_of(tenant) if salt_of else None
-            key = RadixKey(array("q", tokens), cache_salt=salt)
-            tree.match_prefix(MatchPrefixParams(key=key))
-            timed += time.perf_counter() - t0
-            need = len(tokens)
-            if alloc.available_size() < need:
-                tree.evict(EvictParams(num_tokens=need * 8))
-            value = alloc.alloc(need)
-            t1 = time.perf_counter()
-            result = tree.insert(InsertParams(key=key, value=value))
-            if tick:
-                tick(tree)
-            timed += time.perf_counter() - t1
-            if result.prefix_len:  # already cached: free the duplicate slots, as SGLang does
-                alloc.free(value[: result.prefix_len])
-        timings.append(timed)
-    best = min(timings)
-    return {"plugin": plugin, "requests": requests, "best_s": best, "per_request_us": best / requests * 1e6}
+        self.tree = RadixCache(params)
+        self.salt_of = salt_of
+        self.tick = tick
+        self.timed = 0.0
+
+    def step(self, tenant: str, tokens: list[int]) -> None:
+        from sglang.srt.mem_cache.base_prefix_cache import EvictParams, InsertParams, MatchPrefixParams
+        from sglang.srt.mem_cache.radix_cache import RadixKey
+
+        tree, alloc = self.tree, self.alloc
+        # Timed: the salt, the salted key's match and insert, the scheduler-loop TTL tick.
+        t0 = time.thread_time()
+        key = RadixKey(array("q", tokens), cache_salt=self.salt_of(tenant))
+        tree.match_prefix(MatchPrefixParams(key=key))
+        self.timed += time.thread_time() - t0
+        need = len(tokens)
+        if alloc.available_size() < need:
+            tree.evict(EvictParams(num_tokens=need * 8))
+        value = alloc.alloc(need)
+        t1 = time.thread_time()
+        result = tree.insert(InsertParams(key=key, value=value))
+        if self.tick is not None:
+            self.tick(tree)
+        self.timed += time.thread_time() - t1
+        if result.prefix_len:  # already cached: free the duplicate slots, as SGLang does
+            alloc.free(value[: result.prefix_len])
+
+
+def arms(enforcement: Any) -> tuple[Arm, Arm]:
+    """(plain, pccguard): client salts and no tick, against the plugin's salts and TTL tick."""
+    from pccguard.adapters.sglang.runtime import ttl
+    from pccguard.adapters.sglang.runtime.salt import tenant_salt
+
+    # Without the plugin each tenant still sends a salt of its own (SGLang's native ``cache_salt``), so both
+    # trees hold the same entries with the same hits: the difference is pccguard's code, not less sharing.
+    client_salts = {
+        f"tenant-{i}": "client-" + hashlib.sha256(f"tenant-{i}".encode()).hexdigest() for i in range(4)
+    }
+
+    class Loop:  # stands in for the Scheduler whose loop calls the TTL tick
+        tree_cache: Any = None
+
+    loop = Loop()
+
+    def tick(tree: Any) -> None:
+        loop.tree_cache = tree
+        ttl.tick(loop)
+
+    return Arm(client_salts.__getitem__, None), Arm(lambda t: tenant_salt(enforcement, t), tick)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--child", choices=["none", "plugin"])
+    parser.add_argument("--rounds", type=int, default=30, help="paired rounds (default 30)")
     opts = parser.parse_args()
-    if opts.child:
-        print(json.dumps(run_once(opts.child == "plugin", opts.requests, opts.repeats)), flush=True)
-        return
-    rows: dict[str, dict[str, Any]] = {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PCCGUARD_")}
-    # Alternate the two processes and keep each one's best: the machine is shared.
-    for _round in range(opts.rounds):
-        for mode in ("none", "plugin"):
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    mode,
-                    "--requests",
-                    str(opts.requests),
-                    "--repeats",
-                    str(opts.repeats),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
+    enforcement = install_plugin()
+    warm_plain, warm_plugin = arms(enforcement)
+    for tenant, tokens in workload(200, seed=-1):  # imports, first allocations
+        warm_plain.step(tenant, tokens)
+        warm_plugin.step(tenant, tokens)
+    pairs: list[tuple[float, float]] = []
+    times: dict[str, list[float]] = {"none": [], "plugin": []}
+    for r in range(opts.rounds):
+        plain, plugin = arms(enforcement)
+        gc.collect()
+        for i, (tenant, tokens) in enumerate(workload(opts.requests, seed=r)):
+            for arm in (plain, plugin) if (i + r) % 2 == 0 else (plugin, plain):
+                arm.step(tenant, tokens)
+        times["none"].append(plain.timed)
+        times["plugin"].append(plugin.timed)
+        pairs.append((plugin.timed, plain.timed))
+    ratio, low, high = paired_ratio(pairs)
+    print_table(
+        f"SGLang 0.5.23 RadixCache, {opts.requests} requests x {opts.rounds} paired rounds, "
+        "in lockstep, order alternating per request; thread CPU time",
+        ["radix cache", "median round (s)", "per request (us)"],
+        [
+            [
+                label,
+                f"{statistics.median(times[mode]):.4f}",
+                f"{statistics.median(times[mode]) / opts.requests * 1e6:.1f}",
+            ]
+            for mode, label in (
+                ("none", "client salts (no pccguard code)"),
+                ("plugin", "pccguard salts + TTL tick"),
             )
-            row = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
-            if mode not in rows or row["best_s"] < rows[mode]["best_s"]:
-                rows[mode] = row
-    ratio = rows["plugin"]["best_s"] / rows["none"]["best_s"]
-    print("| radix cache (SGLang 0.5.23, CPU) | best of runs (s) | per request (us) |")
-    print("| --- | ---: | ---: |")
-    print(f"| without plugin | {rows['none']['best_s']:.4f} | {rows['none']['per_request_us']:.1f} |")
-    print(
-        f"| with salting + TTL + scrub hooks | {rows['plugin']['best_s']:.4f} | "
-        f"{rows['plugin']['per_request_us']:.1f} |"
+        ],
     )
-    print(f"| ratio (target <= 1.05) | {ratio:.3f} | |")
+    verdict = "met" if high <= 1.03 else "not met"
     print(
-        json.dumps(
-            {
-                "bench": "sglang_radix_overhead",
-                "ratio": round(ratio, 4),
-                **{f"{k}_s": round(v["best_s"], 5) for k, v in rows.items()},
-            }
-        )
+        f"median paired ratio (plugin / none): {ratio:.3f}, bootstrap 95% interval [{low:.3f}, {high:.3f}]"
+        f"  (target: upper bound <= 1.03, {verdict})"
     )
 
 

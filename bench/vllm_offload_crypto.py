@@ -3,8 +3,9 @@
 Both paths move whole chunks between the paged KV tensors (CPU here) and the
 host region: the raw path is a plain ``copy_`` (what an unencrypted host
 copy costs on this machine), the encrypted path is
-``EncryptedOffloadingWorker.submit_store`` / ``submit_load`` (gather, AES-GCM
-with per-chunk associated data, authenticate on load).
+``EncryptedOffloadingWorker.submit_store`` / ``submit_load`` (gather, seal each
+chunk in place with the core's AES-256-GCM format and its per-chunk associated
+data, authenticate on load).
 
     VLLM_TARGET_DEVICE=cpu python bench/vllm_offload_crypto.py [--chunks 64] [--layers 8]
 """

@@ -3,15 +3,20 @@
 Both schedulers are vLLM's real ``Scheduler`` over the same configuration and
 the same workload (thousands of requests from several tenants sharing
 prefixes, so requests hit, finish, get evicted and are scrubbed); the
-benchmark plays the model runner. The two run interleaved, round by round, in
-one process, and the table reports the median time of one scheduler step.
+benchmark plays the model runner. The two run interleaved in one process, in
+lockstep: at every step both schedulers take their step, the order alternating
+from step to step, so a burst of the machine's other load lands on both sides
+of a pair. A round is one workload played by both; the ratio of the two round
+totals is one pair. The table reports the median paired ratio over at least 30
+rounds with a bootstrap 95% interval.
 
-    VLLM_TARGET_DEVICE=cpu python bench/vllm_scheduler_overhead.py [--requests 4000] [--rounds 6]
+    VLLM_TARGET_DEVICE=cpu python bench/vllm_scheduler_overhead.py [--requests 1000] [--rounds 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import os
 import random
@@ -28,6 +33,9 @@ os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
 
 import torch  # before regopy: see docs/vllm.md
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _table import paired_ratio, print_table
+
 BLOCK = 16
 NUM_BLOCKS = 2048
 #: This thread's CPU time: on a shared machine, wall time mostly measures the neighbours (``--wall`` for it).
@@ -35,19 +43,9 @@ CLOCK = time.thread_time
 
 
 def _model_dir() -> str:
-    from transformers import LlamaConfig
+    from pccguard.enclave_runtime.synthetic import describe_llama
 
-    path = tempfile.mkdtemp(prefix="pccguard-bench-")
-    LlamaConfig(
-        vocab_size=32000,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-    ).save_pretrained(path)
-    return path
+    return str(describe_llama(tempfile.mkdtemp(prefix="pccguard-bench-"), vocab=32000, max_positions=4096))
 
 
 def _config(model: str, plugin: bool) -> Any:
@@ -106,33 +104,51 @@ def _workload(n: int, seed: int) -> list[tuple[str, list[int], str]]:
     return out
 
 
-def _run(scheduler: Any, workload: list[tuple[str, list[int], str]], max_tokens: int) -> list[float]:
-    from vllm.sampling_params import SamplingParams
-    from vllm.utils.hashing import get_hash_fn_by_name
-    from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
-    from vllm.v1.outputs import ModelRunnerOutput
-    from vllm.v1.request import Request
+class _Arm:
+    """One scheduler playing one workload, a step at a time: requests arrive 32 per step."""
 
-    fn = get_hash_fn_by_name("sha256")
-    init_none_hash(fn)
-    hasher = get_request_block_hasher(BLOCK, fn)
-    params = SamplingParams(max_tokens=max_tokens, ignore_eos=True)
-    pending = list(workload)
-    times: list[float] = []
-    while pending or scheduler.has_requests():
-        for _ in range(min(32, len(pending))):  # steady arrivals
-            rid, prompt, tenant = pending.pop(0)
-            salter = getattr(scheduler, "pccguard_salter", None)
-            if salter is None:
+    def __init__(self, scheduler: Any, workload: list[tuple[str, list[int], str]], max_tokens: int) -> None:
+        from vllm.sampling_params import SamplingParams
+        from vllm.utils.hashing import get_hash_fn_by_name
+        from vllm.v1.core.kv_cache_utils import get_request_block_hasher, init_none_hash
+
+        fn = get_hash_fn_by_name("sha256")
+        init_none_hash(fn)
+        self.hasher = get_request_block_hasher(BLOCK, fn)
+        self.params = SamplingParams(max_tokens=max_tokens, ignore_eos=True)
+        self.scheduler = scheduler
+        self.pending = list(workload)
+        self.times: list[float] = []
+
+    def busy(self) -> bool:
+        return bool(self.pending) or bool(self.scheduler.has_requests())
+
+    def intake(self) -> None:
+        """Untimed: what reaches the scheduler before ``schedule()`` (request building, the salt gate)."""
+        from vllm.v1.request import Request
+
+        scheduler = self.scheduler
+        gate = getattr(scheduler, "pccguard_salt_gate", None)
+        for _ in range(min(32, len(self.pending))):  # steady arrivals
+            rid, prompt, tenant = self.pending.pop(0)
+            if gate is None:
                 scheduler.add_request(
-                    Request(rid, prompt, params, None, cache_salt=tenant, block_hasher=hasher)
+                    Request(rid, prompt, self.params, None, cache_salt=tenant, block_hasher=self.hasher)
                 )
                 continue
-            # What the engine core does with the plugin: salt first, then build (and hash) the request once.
-            salt, named = salter.derive(tenant)
-            request = Request(rid, prompt, params, None, cache_salt=salt, block_hasher=hasher)
-            request._pccguard_tenant = named
+            # What the plugin does per request: the boundary mints the tenant's token, the engine
+            # core's gate admits it, and the request is built (and hashed) once, salted.
+            token = gate.keys.mint(gate.keys.tenant_salt(tenant))
+            salt = gate.admit(token)
+            request = Request(rid, prompt, self.params, None, cache_salt=salt, block_hasher=self.hasher)
+            request._pccguard_salted = True
             scheduler.add_request(request)
+
+    def step(self) -> None:
+        """Timed: one ``schedule()`` and the ``update_from_output()`` of a model runner that samples 1 token."""
+        from vllm.v1.outputs import ModelRunnerOutput
+
+        scheduler = self.scheduler
         start = CLOCK()
         so = scheduler.schedule()
         ids = list(so.num_scheduled_tokens)
@@ -145,16 +161,100 @@ def _run(scheduler: Any, workload: list[tuple[str, list[int], str]], max_tokens:
             req_ids=ids, req_id_to_index={r: k for k, r in enumerate(ids)}, sampled_token_ids=sampled
         )
         scheduler.update_from_output(so, out)
-        times.append(CLOCK() - start)
-    return times
+        self.times.append(CLOCK() - start)
+
+
+def _run(arms: list[_Arm]) -> None:
+    """Drive the arms in lockstep, alternating which goes first at every step.
+
+    The two schedulers are deterministic over the same workload, so step k of
+    one does the same work as step k of the other; measuring them microseconds
+    apart leaves a burst of the machine's other load on both sides of a pair.
+    """
+    k = 0
+    while any(arm.busy() for arm in arms):
+        for arm in arms if k % 2 == 0 else arms[::-1]:
+            if arm.busy():
+                arm.intake()
+                arm.step()
+        k += 1
+
+
+def _paired_rounds(
+    baseline: Any,
+    candidate: Any,
+    args: argparse.Namespace,
+    step_times: dict[str, list[float]] | None = None,
+    prepare: Any = None,
+) -> list[tuple[float, float]]:
+    """``args.rounds`` workloads, each played by both schedulers in lockstep: (candidate, baseline) totals.
+
+    ``prepare``, when given, is applied to each candidate scheduler before it plays.
+    """
+    pairs: list[tuple[float, float]] = []
+    for r in range(args.rounds):
+        workload = _workload(args.requests, seed=r)
+        arms = {
+            "vllm": _Arm(_scheduler(baseline), workload, args.max_tokens),
+            "pccguard": _Arm(_scheduler(candidate), workload, args.max_tokens),
+        }
+        if prepare is not None:
+            prepare(arms["pccguard"].scheduler)
+        gc.collect()
+        order = ["vllm", "pccguard"] if r % 2 == 0 else ["pccguard", "vllm"]
+        _run([arms[name] for name in order])
+        if len(arms["vllm"].times) != len(arms["pccguard"].times):
+            raise SystemExit("the two schedulers took different numbers of steps: not the same work")
+        if step_times is not None:
+            for name, arm in arms.items():
+                step_times[name] += arm.times
+        pairs.append((sum(arms["pccguard"].times), sum(arms["vllm"].times)))
+    return pairs
+
+
+def _ablation(full: Any, baseline: Any, args: argparse.Namespace) -> None:
+    """The same paired measurement with one mitigation installed at a time (the plan edited, nothing else)."""
+    from pccguard.adapters.vllm.runtime.block_events import BlockEvents
+    from pccguard.adapters.vllm.runtime.plan import PLAN_KEY
+
+    def observe(scheduler: Any) -> None:
+        BlockEvents.of(scheduler.kv_cache_manager.block_pool)
+
+    rows = []
+    variants = {
+        "subclass, nothing installed": [],
+        "subclass + block-pool observer, no subscriber": [],
+        "scrub_freed_kv": ["scrub_freed_kv"],
+        "tenant_cache_salt": ["tenant_cache_salt"],
+        "prefix_cache_ttl": ["prefix_cache_ttl"],
+    }
+    for label, install in variants.items():
+        config = copy.deepcopy(full)
+        plan = config.additional_config[PLAN_KEY]
+        plan["install"] = install
+        if "prefix_cache_ttl" not in install:
+            plan["ttl_seconds"] = None
+        prepare = observe if "observer" in label else None
+        ratio, low, high = paired_ratio(_paired_rounds(baseline, config, args, prepare=prepare))
+        rows.append([label, f"{ratio:.3f}", f"[{low:.3f}, {high:.3f}]"])
+    print_table(
+        f"ablation: one mitigation at a time, {args.requests} requests x {args.rounds} paired rounds",
+        ["pccguard scheduler with", "median paired ratio", "bootstrap 95% interval"],
+        rows,
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=4000)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--requests", type=int, default=1000, help="requests per round (default 1000)")
+    parser.add_argument(
+        "--rounds", type=int, default=30, help="paired rounds (default 30, at least 30 for the interval)"
+    )
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--wall", action="store_true", help="measure wall-clock time instead of CPU time")
+    parser.add_argument(
+        "--ablation", action="store_true", help="also measure each mitigation alone (same rounds each)"
+    )
     args = parser.parse_args()
     global CLOCK
     if args.wall:
@@ -162,40 +262,49 @@ def main() -> int:
 
     model = _model_dir()
     configs = {"vllm": _config(model, plugin=False), "pccguard": _config(model, plugin=True)}
-    assert type(_scheduler(configs["pccguard"])).__name__ == "PccguardScheduler"
+    installed = _installed(_scheduler(configs["pccguard"]))
+    missing = {"scrub_freed_kv", "tenant_cache_salt", "prefix_cache_ttl"} - installed
+    if missing:
+        raise SystemExit(f"the plugin's scheduler lacks {', '.join(sorted(missing))}: nothing to measure")
     step_times: dict[str, list[float]] = {"vllm": [], "pccguard": []}
-    totals: dict[str, list[float]] = {"vllm": [], "pccguard": []}
-    steps = 0
-    for r in range(args.rounds):
-        order = ["vllm", "pccguard"] if r % 2 == 0 else ["pccguard", "vllm"]
-        workload = _workload(args.requests, seed=r)
-        for name in order:
-            scheduler = _scheduler(configs[name])
-            gc.collect()
-            times = _run(scheduler, workload, args.max_tokens)
-            step_times[name] += times
-            totals[name].append(sum(times))
-            steps = len(times)
-    med = {k: statistics.median(v) for k, v in step_times.items()}
-    tot = {k: statistics.median(v) for k, v in totals.items()}
-    low = {k: min(v) for k, v in totals.items()}
+    pairs = _paired_rounds(configs["vllm"], configs["pccguard"], args, step_times)
+    steps = len(step_times["vllm"]) // args.rounds
+    ratio, low, high = paired_ratio(pairs)
     clock = "wall-clock" if args.wall else "thread CPU"
-    print(
-        f"workload: {args.requests} requests x {args.rounds} rounds, ~{steps} steps per round, interleaved; {clock} time"
+    rows = [
+        [
+            name,
+            f"{statistics.median(step_times[name]) * 1e6:.1f}",
+            f"{statistics.median(p[k] for p in pairs):.3f}",
+        ]
+        for k, name in ((1, "vllm"), (0, "pccguard"))
+    ]
+    print_table(
+        f"schedule() + update_from_output(): {args.requests} requests x {args.rounds} paired rounds, "
+        f"~{steps} steps per round, in lockstep, order alternating per step; {clock} time",
+        ["scheduler", "median step (us)", "median round (s)"],
+        rows,
     )
-    print(f"{'scheduler':<10} {'median step (us)':>18} {'median round (s)':>18} {'best round (s)':>16}")
-    for name in ("vllm", "pccguard"):
-        print(f"{name:<10} {med[name] * 1e6:>18.1f} {tot[name]:>18.3f} {low[name]:>16.3f}")
+    verdict = "met" if high <= 1.03 else "not met"
     print(
-        f"ratio (pccguard / vllm): median step {med['pccguard'] / med['vllm']:.3f}, "
-        f"median round {tot['pccguard'] / tot['vllm']:.3f}, best round {low['pccguard'] / low['vllm']:.3f}"
-        "  (target <= 1.03)"
+        f"median paired ratio (pccguard / vllm): {ratio:.3f}, bootstrap 95% interval [{low:.3f}, {high:.3f}]"
+        f"  (target: upper bound <= 1.03, {verdict})"
     )
+    if args.ablation:
+        _ablation(configs["pccguard"], configs["vllm"], args)
     own, total = _attribution(configs["pccguard"], _workload(args.requests, seed=99), args.max_tokens)
     print(
         f"pccguard's own code (profiled round): {own * 1e3:.1f} ms of {total * 1e3:.1f} ms = {own / total:.1%}"
     )
     return 0
+
+
+def _installed(scheduler: Any) -> set[str]:
+    """The mitigations the plugin's scheduler runs with (from its own plan, not from this script)."""
+    if type(scheduler).__name__ != "PccguardScheduler":
+        return set()
+    plan = getattr(scheduler, "pccguard_plan", None)
+    return set(getattr(plan, "install", ()) or ())
 
 
 def _attribution(
@@ -208,10 +317,10 @@ def _attribution(
     import cProfile
     import pstats
 
-    scheduler = _scheduler(config)
+    arm = _Arm(_scheduler(config), workload, max_tokens)
     profile = cProfile.Profile()
     profile.enable()
-    _run(scheduler, workload, max_tokens)
+    _run([arm])
     profile.disable()
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     total = own = 0.0

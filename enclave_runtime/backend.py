@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 from abc import ABC, abstractmethod
+from multiprocessing.connection import Connection
 from typing import Any
 
 from pccguard.enclave_runtime.accelerator import accelerator_main
@@ -60,8 +61,11 @@ class SoftwareEnclaveBackend(EnclaveBackend):
         self.accelerator: Any = None
         self.channel: Channel | None = None
 
-    #: The enclave process's entry point; a variant backend names its own.
-    enclave_entry = staticmethod(enclave_main)
+    #: The enclave process's entry point, called with (host end, accelerator end, options);
+    #: a variant backend names its own.
+    enclave_entry: staticmethod[[Connection, Connection | None, dict[str, Any]], None] = staticmethod(
+        enclave_main
+    )
 
     def start(self, options: dict[str, Any], startup_timeout: float) -> Message:
         self._spawn(options)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from pccguard.enclave_runtime.codec import Message
 
@@ -82,7 +81,3 @@ class Recorder:
     def flush(self) -> None:
         if self.transcript is not None and self.path:
             self.transcript.save(self.path)
-
-
-def as_tensor(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a))

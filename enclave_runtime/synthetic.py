@@ -13,6 +13,35 @@ import torch
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
+def describe_llama(
+    path: str | Path,
+    *,
+    vocab: int = 512,
+    max_positions: int = 1024,
+    architectures: list[str] | None = None,
+) -> Path:
+    """Save a 2-layer LLaMA as ``config.json`` alone: enough for an engine that never loads weights.
+
+    The engine tests and benchmarks build real schedulers and KV caches around
+    this shape; ``architectures`` is named when a consumer checks it (the
+    enclave executor serves LLaMA decoders only).
+    """
+    from transformers import LlamaConfig
+
+    extra = {"architectures": architectures} if architectures else {}
+    LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        **extra,
+    ).save_pretrained(path)
+    return Path(path)
+
+
 def make_llama(
     path: str | Path,
     *,
@@ -108,7 +137,6 @@ def reference_model(model_dir: str | Path, adapter_dir: str | Path | None = None
     return model
 
 
-@torch.no_grad()
 def reference_greedy(
     model: torch.nn.Module, prompt: list[int], max_new: int
 ) -> tuple[list[int], torch.Tensor]:
@@ -117,20 +145,21 @@ def reference_greedy(
     Runs on whatever device the model's parameters are on, so the same reference
     serves as the unprotected GPU baseline.
     """
-    device = next(model.parameters()).device
-    ids = torch.tensor([prompt], device=device)
-    out = model(input_ids=ids, use_cache=True)
-    past = out.past_key_values
-    logits = out.logits[0, -1]
-    tokens: list[int] = []
-    all_logits = []
-    for step in range(max_new):
-        tok = int(torch.argmax(logits))
-        tokens.append(tok)
-        all_logits.append(logits.clone())
-        if step == max_new - 1:
-            break
-        out = model(input_ids=torch.tensor([[tok]], device=device), past_key_values=past, use_cache=True)
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        ids = torch.tensor([prompt], device=device)
+        out = model(input_ids=ids, use_cache=True)
         past = out.past_key_values
         logits = out.logits[0, -1]
-    return tokens, torch.stack(all_logits).cpu()
+        tokens: list[int] = []
+        all_logits = []
+        for step in range(max_new):
+            tok = int(torch.argmax(logits))
+            tokens.append(tok)
+            all_logits.append(logits.clone())
+            if step == max_new - 1:
+                break
+            out = model(input_ids=torch.tensor([[tok]], device=device), past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            logits = out.logits[0, -1]
+        return tokens, torch.stack(all_logits).cpu()

@@ -28,6 +28,7 @@ from pccguard.policy.metadata import SEVERITIES
 from pccguard.probe.cli import register as register_probe
 
 if TYPE_CHECKING:
+    from pccguard.evaluation.settings import PolicySettings
     from pccguard.facts.model import DeploymentFacts
     from pccguard.policy.engines.limits import EvalLimits
     from pccguard.policy.rulebook import Rulebook
@@ -108,6 +109,13 @@ def _limits(args: argparse.Namespace) -> EvalLimits:
     return EvalLimits(
         timeout_s=args.eval_timeout, memory_mb=args.eval_memory, max_input_bytes=args.max_facts_bytes
     )
+
+
+def _policy_settings(args: argparse.Namespace) -> PolicySettings:
+    """``pccguard check``'s arguments as the policy settings a serving plugin builds from its config file."""
+    from pccguard.evaluation.settings import PolicySettings
+
+    return PolicySettings.from_options(args, limits=_limits(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,18 +244,7 @@ def cmd_check(args: argparse.Namespace, engine_args: list[str] | None) -> int:
     if args.output is not None:
         check_output(args.output, inputs=inputs)  # before any work: a bad -o fails fast
     facts = _collect_facts(args, engine_args)
-    from pccguard.evaluation.settings import build_evaluator, waivers_for
-
-    evaluator = build_evaluator(
-        profile=args.profile,
-        rules_dirs=args.rules_dirs,
-        opa_url=args.opa_url,
-        opa_token_env=args.opa_token_env,
-        opa_timeout=args.opa_timeout,
-        limits=_limits(args),
-    )
-    waivers = waivers_for(evaluator, args.waivers)
-    report = evaluator.evaluate(facts, waivers=waivers, fail_on=args.fail_on)
+    report = _policy_settings(args).open().evaluate(facts)
     if args.opa_url and report.has_errors():
         # A central server that cannot answer is an input/engine error, not a report.
         raise PccguardError(report.problems[0] if report.problems else "OPA server error")

@@ -21,16 +21,17 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 # torch must be loaded before regopy (the embedded policy engine): regopy 1.5.2's
 # bundled OpenSSL makes a later ``import torch`` abort the process.
 import torch  # noqa: F401  (import order, see above)
 
 from pccguard.enforcement.tenancy.routes import route_facts
-from pccguard.errors import UsageError
+from pccguard.errors import InputError
+from pccguard.facts.arguments import engine_error, one_line_errors, parse_engine_args
+from pccguard.facts.builder import FactBuilder, declare_mitigations, default, show
 from pccguard.facts.model import DeploymentFacts, Provenance
 
 from .routes import DUMPER_PREFIX, PRIVILEGED_ROUTES, ROUTE_TABLE
@@ -47,16 +48,8 @@ DISK_BACKENDS = frozenset({"file", "hf3fs", "seaweedfs", "simm"})
 PCCGUARD_STORAGE_CLASS = "pccguard.adapters.sglang.runtime.hicache"
 CONFIG_MARK = "config:"
 SECRET_FIELDS = frozenset({"api_key", "admin_api_key", "ssl_keyfile_password", "watermark_key"})
-
-
-class _Parser(argparse.ArgumentParser):
-    """SGLang's parser with one-line errors instead of a usage dump and exit."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"sglang launch_server arguments: {message}")
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise UsageError(f"sglang launch_server arguments: {message or 'help is not supported here'}".strip())
+#: How errors name the arguments they are about.
+WHAT = "sglang launch_server arguments"
 
 
 def _flag(name: str) -> str:
@@ -72,13 +65,13 @@ def _given_flags(argv: list[str]) -> set[str]:
 
 
 def parse_server_args(argv: list[str]) -> tuple[Any, set[str], str | None]:
-    """``(ServerArgs, flags given explicitly, --config file)`` or ``UsageError``.
+    """``(ServerArgs, flags given explicitly, --config file)`` or a one-line ``InputError``.
 
     Flags that came from the ``--config`` file are reported with the file as provenance.
     """
     from sglang.srt.server_args import ServerArgs
 
-    parser = _Parser(prog="sglang serve", add_help=False)
+    parser = one_line_errors(argparse.ArgumentParser(prog="sglang serve", add_help=False), WHAT)
     ServerArgs.add_cli_args(parser)
     config_file: str | None = None
     argv = list(argv)
@@ -91,18 +84,15 @@ def parse_server_args(argv: list[str]) -> tuple[Any, set[str], str | None]:
         try:
             argv = ConfigArgumentMerger(parser).merge_config_with_args(argv)
         except (OSError, ValueError) as exc:
-            raise UsageError(f"sglang --config: {exc}") from None
-    try:
-        raw = parser.parse_args(argv)
-    except SystemExit:  # pragma: no cover - _Parser raises instead
-        raise UsageError("sglang launch_server arguments could not be parsed") from None
+            raise InputError(f"sglang --config: {exc}") from None
+    raw = parse_engine_args(parser, argv, WHAT)
     raw._radix_eviction_policy_explicitly_set = any(
         a == "--radix-eviction-policy" or a.startswith("--radix-eviction-policy=") for a in argv
     )
     try:
         server_args = ServerArgs.from_cli_args(raw)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"sglang launch_server arguments: {exc}") from None
+    except Exception as exc:
+        raise engine_error(WHAT, exc) from None
     from_file = _given_flags(argv) - on_command_line
     given = on_command_line | {f"{CONFIG_MARK}{flag}" for flag in from_file}
     return server_args, given, config_file
@@ -146,31 +136,51 @@ def collect_facts(argv: list[str], environ: Mapping[str, str]) -> DeploymentFact
         # A failed resolution leaves partial writes on the record; read a fresh one.
         with contextlib.redirect_stdout(sys.stderr):
             server_args, given, config_file = parse_server_args(argv)
-    return facts_from_server_args(
+    facts = facts_from_server_args(
         server_args, environ, resolved=resolved, given=given, config_file=config_file
     )
+    named = named_mitigations(server_args)
+    if not named:
+        return facts
+    why = Provenance(kind="flag", name="--hicache-storage-backend-extra-config", value=PCCGUARD_STORAGE_CLASS)
+    return declare_mitigations(facts, named, why)
+
+
+def named_mitigations(server_args: Any) -> list[str]:
+    """pccguard mitigations that the arguments themselves name: pccguard's encrypting HiCache backend."""
+    if not getattr(server_args, "enable_hierarchical_cache", False):
+        return []
+    storage = getattr(server_args, "hicache_storage_backend", None)
+    _, ours = _storage_tier(storage, getattr(server_args, "hicache_storage_backend_extra_config", None))
+    return ["encrypt_offload"] if ours else []
 
 
 # --------------------------------------------------------------------------- mapping
 
 
-@dataclass
 class _Facts:
-    """Accumulates fact values with provenance keyed by dotted path."""
+    """SGLang's values, and where each came from, written through the shared ``FactBuilder``.
 
-    values: Any
-    given: set[str] | None
-    config_file: str | None
-    resolved: bool
-    doc: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Provenance] = field(default_factory=dict)
+    ``given`` holds the flags typed on the command line (``config:--flag`` for
+    those from the ``--config`` file); ``None`` means the values are the live
+    record of a running server, whose provenance is ``runtime``.
+    """
+
+    def __init__(self, values: Any, given: set[str] | None, config_file: str | None, resolved: bool) -> None:
+        self.values = values
+        self.given = given
+        self.config_file = config_file
+        self.resolved = resolved
+        self.builder = FactBuilder()
 
     def get(self, name: str) -> Any:
+        """The engine's value of the ``ServerArgs`` field ``name``."""
         return self.values(name)
 
     def source(self, name: str, shown: Any) -> Provenance:
+        """Provenance of a value controlled by the ``ServerArgs`` field ``name``."""
         flag = _flag(name)
-        text = "<set>" if name in SECRET_FIELDS and shown else _show(shown)
+        text = show(shown, secret=name in SECRET_FIELDS)
         if self.given is None:
             return Provenance(kind="runtime", name=flag, value=text)
         if flag in self.given:
@@ -182,27 +192,15 @@ class _Facts:
     def put(
         self, path: str, value: Any, *, from_field: str | None = None, why: Provenance | None = None
     ) -> None:
-        node = self.doc
-        parts = path.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-        if why is not None:
-            self.provenance[path] = why
-        elif from_field is not None:
-            self.provenance[path] = self.source(from_field, self.get(from_field))
+        """Set a fact; its provenance is ``why``, else the field ``from_field`` it was read from."""
+        if why is None:
+            if from_field is None:
+                raise TypeError(f"fact {path!r} set without a provenance")
+            why = self.source(from_field, self.get(from_field))
+        self.builder.set(path, value, why)
 
 
-def _show(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)[:200]
-
-
-def _default(note: str, name: str | None = None) -> Provenance:
-    return Provenance(kind="default", name=name, value=note)
+_default = default
 
 
 def facts_from_server_args(
@@ -235,19 +233,21 @@ def facts_from_server_args(
     _scheduling(f, environ)
     _observability(f, environ)
     _api(f, environ)
-    facts = DeploymentFacts.model_validate({**f.doc, "provenance": f.provenance})
-    return facts
+    return f.builder.build()
 
 
 def _deployment(f: _Facts) -> None:
-    try:
-        from importlib.metadata import version
+    import sglang
 
-        engine_version: str | None = version("sglang")
-    except Exception:
-        engine_version = None
     name = f.get("served_model_name") or Path(str(f.get("model_path") or "sglang")).name or "sglang"
-    f.doc["deployment"] = {"name": str(name)[:100], "engine": ENGINE, "engine_version": engine_version}
+    field = "served_model_name" if f.get("served_model_name") else "model_path"
+    f.put("deployment.name", str(name)[:100], from_field=field)
+    f.put("deployment.engine", ENGINE, why=Provenance(kind="default", name="--engine", value=ENGINE))
+    f.put(
+        "deployment.engine_version",
+        str(sglang.__version__),
+        why=Provenance(kind="probe", name="sglang.__version__"),
+    )
 
 
 def _memory(f: _Facts, environ: Mapping[str, str]) -> None:
@@ -294,7 +294,7 @@ def _memory(f: _Facts, environ: Mapping[str, str]) -> None:
 
 
 def _storage_tier(backend: str | None, extra: Any) -> tuple[str | None, bool]:
-    """(tier, encrypted) of a HiCache L3 backend name."""
+    """(tier, whether it is pccguard's encrypting backend) of a HiCache L3 backend name."""
     if backend is None:
         return None, False
     if backend == "dynamic":
@@ -302,8 +302,8 @@ def _storage_tier(backend: str | None, extra: Any) -> tuple[str | None, bool]:
         if isinstance(extra, str):
             try:
                 config = json.loads(extra)
-            except ValueError:
-                config = {}
+            except ValueError:  # SGLang refuses it at start; a check must not guess what it meant
+                raise InputError("--hicache-storage-backend-extra-config is not valid JSON") from None
         module = config.get("module_path") if isinstance(config, dict) else None
         return "disk", module == PCCGUARD_STORAGE_CLASS
     return ("disk" if backend in DISK_BACKENDS else "remote"), False
@@ -315,7 +315,7 @@ def _offload(f: _Facts) -> None:
     flexkv = bool(f.get("enable_flexkv"))
     linker = bool(f.get("enable_unified_cache_external_linker"))
     storage = f.get("hicache_storage_backend") if hicache else None
-    tier, encrypted = _storage_tier(storage, f.get("hicache_storage_backend_extra_config"))
+    tier, ours = _storage_tier(storage, f.get("hicache_storage_backend_extra_config"))
     enabled = hicache or lmcache or flexkv or linker
     source = next(
         (
@@ -347,17 +347,15 @@ def _offload(f: _Facts) -> None:
         backend,
         from_field="hicache_storage_backend" if storage else source,
     )
-    if encrypted:
-        why = _default(
-            "pccguard's AES-GCM HiCache backend, keys in memory per start", "--hicache-storage-backend"
-        )
-        f.put("optimizations.disk_offloading.encrypted", True, why=why)
-        f.put("optimizations.disk_offloading.cipher", "AES-256-GCM", why=why)
-        f.put("optimizations.disk_offloading.key_scope", "process", why=why)
-    else:
-        why = _default("sglang 0.5.23 offloads KV in plaintext", "--hicache-storage-backend")
-        f.put("optimizations.disk_offloading.encrypted", False, why=why)
-        f.put("optimizations.disk_offloading.cipher", "none", why=why)
+    # SGLang's own backends store plaintext. pccguard's AES-GCM backend, when named here, is the
+    # encrypt_offload mitigation: like every mitigation it counts through runtime.mitigations_active
+    # (enforced when the plugin installs it, declared in a check), never as an engine fact.
+    note = "sglang 0.5.23 offloads KV in plaintext"
+    if ours:
+        note += "; the pccguard backend named here is the encrypt_offload mitigation"
+    why = _default(note, "--hicache-storage-backend")
+    f.put("optimizations.disk_offloading.encrypted", False, why=why)
+    f.put("optimizations.disk_offloading.cipher", "none", why=why)
 
 
 def _transfer(f: _Facts) -> None:
@@ -420,7 +418,7 @@ def _speculation(f: _Facts) -> None:
     database = algo in DATABASE_SPECULATION
     draft = algo is not None and not database
     f.put("optimizations.speculation.enabled", draft, from_field="speculative_algorithm")
-    if draft:
+    if algo is not None and draft:
         f.put("optimizations.speculation.method", algo.lower(), from_field="speculative_algorithm")
         f.put(
             "optimizations.speculation.cross_request_state",
@@ -511,7 +509,7 @@ def _scheduling(f: _Facts, environ: Mapping[str, str]) -> None:
     f.put(
         "optimizations.global_profiling.enabled",
         bool(profiler_dir),
-        why=Provenance(kind="env", name="SGLANG_TORCH_PROFILER_DIR", value="<set>" if profiler_dir else None),
+        why=Provenance(kind="env", name="SGLANG_TORCH_PROFILER_DIR", value=show(profiler_dir)),
     )
     f.put(
         "optimizations.closed_source.enabled",
@@ -534,9 +532,7 @@ def _observability(f: _Facts, environ: Mapping[str, str]) -> None:
     events = f.get("kv_events_config")
     f.put("observability.kv_events.enabled", bool(events), from_field="kv_events_config")
     if events:
-        endpoint = None
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            endpoint = json.loads(events).get("endpoint")
+        endpoint = _events_endpoint(events)
         f.put(
             "observability.kv_events.includes_token_ids",
             True,
@@ -598,6 +594,24 @@ def _observability(f: _Facts, environ: Mapping[str, str]) -> None:
     )
 
 
+def _events_endpoint(events: Any) -> str | None:
+    """Where SGLang's KV event publisher binds, read with SGLang's own config model (defaults included).
+
+    ``None`` for the ``null`` publisher, which sends nothing anywhere (as the vLLM adapter reads it).
+    """
+    from sglang.srt.disaggregation.kv_events import KVEventsConfig
+
+    try:
+        config = (
+            KVEventsConfig.from_cli(events)
+            if isinstance(events, str)
+            else KVEventsConfig.model_validate(events)
+        )
+    except Exception as exc:  # SGLang refuses it at start; an unread endpoint must not read as "none"
+        raise engine_error("--kv-events-config", exc) from None
+    return None if config.publisher == "null" else str(config.endpoint)
+
+
 def _api(f: _Facts, environ: Mapping[str, str]) -> None:
     api_key = bool(f.get("api_key"))
     admin_key = bool(f.get("admin_api_key"))
@@ -628,13 +642,10 @@ def _api(f: _Facts, environ: Mapping[str, str]) -> None:
         endpoints.append(
             {"path": DUMPER_PREFIX, "purpose": "debug", "enabled": True, "authenticated": authenticated}
         )
-    f.doc["endpoints"] = endpoints
     f.put(
         "api.routes",
         route_facts(ROUTE_TABLE.served({})),
         why=_default(f"routes of SGLang {ROUTE_TABLE.version}", "launch_server"),
     )
-    for i, item in enumerate(endpoints):
-        f.provenance[f"endpoints.{i}"] = Provenance(
-            kind="default", name=item["path"], value="mounted by sglang"
-        )
+    mounted = [Provenance(kind="default", name=item["path"], value="mounted by sglang") for item in endpoints]
+    f.builder.set_list("endpoints", endpoints, mounted)

@@ -12,6 +12,7 @@ IMPLEMENTED_MITIGATIONS: tuple[str, ...] = (
     "server_side_priority",
     "hybrid_executor",
     "disable:cache_hit_metrics",
+    "close_privileged_endpoints",
 )
 
 

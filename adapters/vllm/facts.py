@@ -12,15 +12,14 @@ The serving plugin calls ``facts_from_config`` with the live configuration.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
 from pccguard.adapters.vllm import static_check
-from pccguard.adapters.vllm.builder import REDACTED, SECRET_FLAGS, FactBuilder, show
-from pccguard.adapters.vllm.routes import ROUTE_TABLE, route_conditions
+from pccguard.adapters.vllm.routes import ROUTE_TABLE, TRUTHY, route_conditions
 from pccguard.enforcement.tenancy.routes import route_facts
+from pccguard.facts.builder import REDACTED, FactBuilder, qualname, show
 from pccguard.facts.model import DeploymentFacts, Provenance
 
 ENGINE = "vllm"
@@ -52,7 +51,8 @@ DEV_ENDPOINTS = (
     ("/release_kv_cache_memory", "admin"),
     ("/update_weights", "weights"),
 )
-TRUTHY = {"1", "true", "yes", "on"}
+#: Flags whose values are secrets: provenance records that they were given, never what they were.
+SECRET_FLAGS = frozenset({"--api-key", "--hf-token", "--ssl-keyfile"})
 
 
 class _Sources:
@@ -80,7 +80,7 @@ class _Sources:
     def flag(self, dest: str, value: Any) -> Provenance:
         """Provenance for a value controlled by the option whose argparse dest is ``dest``."""
         name = self.explicit.get(dest) or self.options.get(dest) or "--" + dest.replace("_", "-")
-        shown = REDACTED if name in SECRET_FLAGS and value else show(_jsonable(value))
+        shown = show(value, secret=name in SECRET_FLAGS)
         if dest in self.explicit:
             return Provenance(kind="flag", name=name, value=shown)
         return Provenance(kind="config" if self.live else "default", name=name, value=shown)
@@ -97,14 +97,6 @@ class _Sources:
 
     def raw_value(self, dest: str, default: Any = None) -> Any:
         return default if self.raw is None else getattr(self.raw, dest, default)
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, default=str)
-    return str(value)
 
 
 # --------------------------------------------------------------------------- sections
@@ -179,7 +171,7 @@ def _offload_and_transfer(b: FactBuilder, s: _Sources) -> None:
         connector = ",".join(str(c) for c in inner) or connector
     offloading = backend is not None
     b.set("optimizations.disk_offloading.enabled", offloading, prov)
-    if offloading:
+    if backend is not None:
         size = float(offload_gib) if offload_gib else None
         extra = dict(getattr(ktc, "kv_connector_extra_config", {}) or {})
         if size is None and extra.get("cpu_bytes_to_use"):
@@ -334,17 +326,13 @@ def _scheduling(b: FactBuilder, s: _Sources) -> None:
     custom = sched.scheduler_cls
     if custom and not _is_pccguard(custom):
         # A custom scheduler class is code pccguard cannot see: its ordering is unknown.
-        cprov = s.flag("scheduler_cls", _qualname(custom))
+        cprov = s.flag("scheduler_cls", qualname(custom))
         b.set("optimizations.request_level_prediction.enabled", None, cprov)
         b.set("optimizations.cache_aware_scheduling.enabled", None, cprov)
 
 
-def _qualname(obj: Any) -> str:
-    return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
-
-
 def _is_pccguard(obj: Any) -> bool:
-    return _qualname(obj).startswith("pccguard.")
+    return qualname(obj).startswith("pccguard.")
 
 
 def _profiling(b: FactBuilder, s: _Sources) -> None:
@@ -579,13 +567,8 @@ def facts_from_config(
     _tenancy(b, s)
     b.set("model.name", str(model.model), s.flag("model", model.model))
     _apply_raw_intent(b, s)
-    doc = dict(b.doc)
-    doc["endpoints"] = endpoints
-    provenance = dict(b.provenance)
-    for index, endpoint in enumerate(endpoints):
-        provenance[f"endpoints.{index}"] = _endpoint_provenance(s, endpoint["path"])
-    doc["provenance"] = provenance
-    return DeploymentFacts.model_validate(doc)
+    b.set_list("endpoints", endpoints, [_endpoint_provenance(s, e["path"]) for e in endpoints])
+    return b.build()
 
 
 def _apply_raw_intent(b: FactBuilder, s: _Sources) -> None:

@@ -18,7 +18,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pccguard.errors import UsageError
+from pccguard.errors import InputError
+from pccguard.facts.arguments import engine_error, first_line, parse_engine_args
+
+#: How errors name the arguments they are about.
+WHAT = "vllm serve arguments"
 
 
 @dataclass
@@ -32,22 +36,6 @@ class Parsed:
     options: dict[str, str]  # dest -> the primary option string
     dropped: list[str] = field(default_factory=list)  # dests dropped for resolution on this platform
     resolve_error: str | None = None
-
-
-def _first_line(exc: BaseException) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):  # pydantic: the first error's message, not "1 validation error for ..."
-        try:
-            first = errors()[0]
-            return f"{type(exc).__name__}: {first.get('msg', '')}"[:300]
-        except Exception:
-            pass
-    text = str(exc).strip() or type(exc).__name__
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("For further information", "Traceback")):
-            return f"{type(exc).__name__}: {line}"[:300]
-    return type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -111,27 +99,13 @@ def _parse(argv: list[str]) -> tuple[Any, Any, dict[str, str], dict[str, str]]:
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     parser = make_arg_parser(FlexibleArgumentParser(prog="vllm serve", exit_on_error=False))
-    errors: list[str] = []
-
-    def _error(message: str) -> None:  # argparse must not print usage and exit
-        errors.append(message)
-        raise UsageError(f"vllm serve arguments: {message}")
-
-    parser.error = _error  # type: ignore[method-assign]
-    try:
-        args = parser.parse_args(list(argv))
-    except UsageError:
-        raise
-    except SystemExit as exc:
-        raise UsageError(f"vllm serve arguments rejected: {errors[0] if errors else exc}") from None
-    except Exception as exc:
-        raise UsageError(f"vllm serve arguments rejected: {_first_line(exc)}") from None
+    args = parse_engine_args(parser, argv, WHAT)
     if getattr(args, "model_tag", None):
         args.model = args.model_tag
     try:
         engine_args = AsyncEngineArgs.from_cli_args(args)
     except Exception as exc:
-        raise UsageError(f"vllm serve arguments rejected: {_first_line(exc)}") from None
+        raise engine_error(WHAT, exc) from None
     explicit, options = _option_maps(parser, argv)
     return args, engine_args, explicit, options
 
@@ -160,7 +134,7 @@ def _sanitized(engine_args: Any, tier: int) -> tuple[Any, list[str]]:
 
 
 def parse_serve_args(argv: list[str], environ: Mapping[str, str] | None = None) -> Parsed:
-    """Parse and resolve; raise ``UsageError`` (one line) for arguments vLLM rejects."""
+    """Parse and resolve; raise ``InputError`` (one line) for arguments vLLM rejects."""
     del environ  # the deployment's environment is read by the facts mapping, not by vLLM here
     prepare_process_environment()
     with stdout_to_stderr():
@@ -169,7 +143,7 @@ def parse_serve_args(argv: list[str], environ: Mapping[str, str] | None = None) 
             config = dataclasses.replace(engine_args).create_engine_config()
             return Parsed(args, engine_args, config, explicit, options)
         except Exception as exc:
-            first_error = _first_line(exc)
+            first_error = first_line(exc)
             missing_package = isinstance(exc, ImportError)
         tried: list[str] = []
         for tier in (1, 2) if missing_package else (1,):
@@ -182,4 +156,4 @@ def parse_serve_args(argv: list[str], environ: Mapping[str, str] | None = None) 
                 return Parsed(args, engine_args, config, explicit, options, dropped, first_error)
             except Exception:
                 continue
-    raise UsageError(f"vllm could not resolve the engine configuration: {first_error}")
+    raise InputError(f"vllm could not resolve the engine configuration: {first_error}")

@@ -46,6 +46,7 @@ _ROUTES: tuple[RouteSpec, ...] = (
     spec("/ping", "GET POST", PUBLIC),
     spec("/tokenize", "POST", TENANT),
     spec("/detokenize", "POST", TENANT),
+    spec("/tokenizer_info", "GET", TENANT, when="tokenizer_info"),
     spec("/v1/systemone", "POST", PROMPT, prompt=True),
     spec("/v1/decisions", "POST", PROMPT, prompt=True),
     spec(
@@ -126,6 +127,15 @@ _ROUTES: tuple[RouteSpec, ...] = (
             ("POST", "/weight_checker"),
         )
     ),
+    # VLLM_ALLOW_RUNTIME_LORA_UPDATING: loads code paths and weights into the server every tenant uses
+    spec("/v1/load_lora_adapter", "POST", ADMIN, when="runtime_lora"),
+    spec("/v1/unload_lora_adapter", "POST", ADMIN, when="runtime_lora"),
+    # the same two handlers under SageMaker's adapter routes (model_hosting_container_standards)
+    spec("/adapters", "POST", ADMIN, when="runtime_lora"),
+    spec("/adapters/{adapter_name}", "DELETE", ADMIN, when="runtime_lora"),
+    # --profiler-config with a profiler: vLLM mounts the routes that start and stop it
+    spec("/start_profile", "POST", ADMIN, when="profiler", why="profiles every tenant's requests"),
+    spec("/stop_profile", "POST", ADMIN, when="profiler"),
     spec("/fault_tolerance/status", "GET", ADMIN, when="fault_tolerance"),
     spec("/fault_tolerance/apply", "POST", ADMIN, when="fault_tolerance"),
 )
@@ -144,7 +154,18 @@ def route_conditions(config: Any, frontend: Any, environ: Mapping[str, str]) -> 
         "pooling": runner == "pooling",
         "transcription": False,  # speech models only; the live app shows them when served
         "realtime": False,
-        "dev_mode": environ.get("VLLM_SERVER_DEV_MODE", "").strip().lower() in ("1", "true", "yes"),
+        "dev_mode": _true(environ.get("VLLM_SERVER_DEV_MODE", "")),
         "fault_tolerance": bool(getattr(frontend, "enable_fault_tolerance", False)),
+        "runtime_lora": _true(environ.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "")),
+        "tokenizer_info": bool(getattr(frontend, "enable_tokenizer_info_endpoint", False)),
+        "profiler": getattr(getattr(config, "profiler_config", None), "profiler", None) is not None,
         "docs": not bool(getattr(frontend, "disable_fastapi_docs", False)),
     }
+
+
+#: How the environment switches of vLLM that pccguard reads are spelled "on".
+TRUTHY = frozenset({"1", "true", "yes", "on"})
+
+
+def _true(value: str) -> bool:
+    return value.strip().lower() in TRUTHY

@@ -27,7 +27,7 @@ from pccguard.enclave_runtime.connection import EnclaveConnection
 from pccguard.enclave_runtime.errors import EnclaveRuntimeError
 from pccguard.enclave_runtime.model import load_weights, weights_root
 from pccguard.enclave_runtime.plan import PartitionPlan, PlanError, default_plan
-from pccguard.enclave_runtime.vllm_executor.sampling import Admission, StepResult, grammar_to_wire
+from pccguard.enclave_runtime.vllm_executor.sampling_wire import Admission, StepResult, grammar_to_wire
 from pccguard.enclave_runtime.vllm_executor.server import paged_enclave_main
 
 

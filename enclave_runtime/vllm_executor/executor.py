@@ -40,12 +40,8 @@ from vllm.v1.outputs import LogprobsLists, ModelRunnerOutput
 from pccguard.enclave_runtime.model import LlamaSpec
 from pccguard.enclave_runtime.vllm_executor.client import PagedEnclave
 from pccguard.enclave_runtime.vllm_executor.inprocess import InProcessWorkerExecutor
-from pccguard.enclave_runtime.vllm_executor.sampling import (
-    Admission,
-    RequestSampling,
-    StepResult,
-    unsupported,
-)
+from pccguard.enclave_runtime.vllm_executor.sampling_params import RequestSampling, unsupported
+from pccguard.enclave_runtime.vllm_executor.sampling_wire import Admission, StepResult
 from pccguard.enclave_runtime.vllm_executor.settings import settings_for
 
 #: Under vLLM's logger, so the enclave's start-up lines appear in the serve log.

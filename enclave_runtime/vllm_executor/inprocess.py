@@ -22,7 +22,7 @@ def done(value: Any) -> Future[Any]:
     return future
 
 
-class InProcessWorkerExecutor(Executor):
+class InProcessWorkerExecutor(Executor):  # type: ignore[misc]  # vLLM is untyped in the type check
     """One worker, called directly; no device processes, no pipeline parallelism, no Ray."""
 
     uses_ray = False
@@ -37,7 +37,7 @@ class InProcessWorkerExecutor(Executor):
     def _init_executor(self) -> None:
         self.worker = self.make_worker()
 
-    def collective_rpc(  # type: ignore[override]
+    def collective_rpc(
         self,
         method: Any,
         timeout: float | None = None,
@@ -56,11 +56,11 @@ class InProcessWorkerExecutor(Executor):
             raise NotImplementedError(f"{type(self).__name__} does not implement {method!r}")
         return done([result]) if non_block else [result]
 
-    def execute_model(self, scheduler_output: Any, non_block: bool = False) -> Any:  # type: ignore[override]
+    def execute_model(self, scheduler_output: Any, non_block: bool = False) -> Any:
         out = self.worker.execute_model(scheduler_output)
         return done(out) if non_block else out
 
-    def sample_tokens(self, grammar_output: Any, non_block: bool = False) -> Any:  # type: ignore[override]
+    def sample_tokens(self, grammar_output: Any, non_block: bool = False) -> Any:
         """The worker's ``sample_tokens`` where it defers sampling; otherwise ``execute_model`` already sampled."""
         sample = getattr(self.worker, "sample_tokens", None)
         out = sample(grammar_output) if sample is not None else None
@@ -72,7 +72,7 @@ class InProcessWorkerExecutor(Executor):
     def check_health(self) -> None:
         return None
 
-    def compile_or_warm_up_model(self) -> None:  # type: ignore[override]
+    def compile_or_warm_up_model(self) -> None:
         return None
 
     def shutdown(self) -> None:

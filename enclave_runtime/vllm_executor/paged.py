@@ -40,7 +40,7 @@ class PagedKV:
         self.zeroed_blocks = 0
 
     def nbytes(self) -> int:
-        return 2 * self.k.numel() * self.k.element_size()
+        return int(2 * self.k.numel() * self.k.element_size())
 
     def zero(self, block_ids: list[int]) -> int:
         """Zero whole blocks (every layer); reject ids outside the cache rather than clamp them."""

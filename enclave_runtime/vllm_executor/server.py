@@ -30,12 +30,12 @@ from pccguard.enclave_runtime.codec import Message
 from pccguard.enclave_runtime.enclave import EnclaveServer, enclave_main
 from pccguard.enclave_runtime.errors import AcceleratorLost, IntegrityError
 from pccguard.enclave_runtime.vllm_executor.paged import Chunk, PagedDecoder, PagedKV
-from pccguard.enclave_runtime.vllm_executor.sampling import (
+from pccguard.enclave_runtime.vllm_executor.sampler import sample_step
+from pccguard.enclave_runtime.vllm_executor.sampler_state import SamplerRegistry
+from pccguard.enclave_runtime.vllm_executor.sampling_wire import (
     Admission,
-    SamplerRegistry,
     admission_tensors,
     grammar_from_wire,
-    sample_step,
 )
 
 MAX_BLOCKS = 1 << 22

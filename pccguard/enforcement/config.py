@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pccguard.errors import InputError
 from pccguard.files.sourcefile import load_document
 from pccguard.files.validation import describe
+
+if TYPE_CHECKING:  # the evaluator loads the policy engine (regopy): not at import, the ingress reads this too
+    from pccguard.evaluation.settings import PolicySettings
 
 CONFIG_ENV = "PCCGUARD_CONFIG"
 
@@ -87,6 +90,16 @@ class PluginConfig(BaseModel):
     tenancy: TenancyConfig = Field(default_factory=TenancyConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     mitigations: MitigationConfig = Field(default_factory=MitigationConfig)
+
+    def policy_settings(self) -> PolicySettings:
+        """The policy this plugin starts engines under, as ``pccguard check`` would load it.
+
+        One difference, on purpose: at start the profile's ``unknown_facts``
+        governs every severity (see ``Evaluator.unknown_high_fails``).
+        """
+        from pccguard.evaluation.settings import PolicySettings
+
+        return PolicySettings.from_options(self, unknown_high_fails=False)
 
 
 def load_plugin_config(environ: dict[str, str] | None = None) -> PluginConfig:

@@ -5,18 +5,26 @@ failing rules ask for and that its adapter can install, re-evaluates with those
 mitigations recorded as active, and refuses to start if anything still fails.
 An engine adapter never decides verdicts itself: it only reports which
 mitigations it implements and installs the ones chosen here.
+
+The rulebook is evaluated exactly twice per decision: once on the facts as
+configured, once with the chosen mitigations recorded as active. What a chosen
+mitigation itself determines (vLLM: the partition plan of the enclave executor,
+which PCC-E-011 judges) joins the facts of the second evaluation, so no third
+one is needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from pccguard.errors import EnforcementError
-from pccguard.evaluation.evaluator import Evaluator
 from pccguard.evaluation.results import Report, RuleResult, Verdict
+from pccguard.evaluation.settings import LoadedPolicy
 from pccguard.facts.model import DeploymentFacts
-from pccguard.policy.waivers import WaiverSet
+from pccguard.policy.profiles import ProfileParams
+
+#: Given the chosen mitigations, the facts the second evaluation judges.
+ChosenFacts = Callable[[Sequence[str]], DeploymentFacts]
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,9 @@ class StartupDecision:
     report: Report
     install: list[str]
     blocking: list[RuleResult]
+    #: The parameters of the profile the decision was made under: an adapter acts on them
+    #: (e.g. whether authenticated admin routes stay open) without loading the profile again.
+    params: ProfileParams
 
     @property
     def allowed(self) -> bool:
@@ -39,22 +50,24 @@ def with_mitigations(facts: DeploymentFacts, mitigations: Iterable[str]) -> Depl
 
 
 def decide_startup(
-    evaluator: Evaluator,
+    policy: LoadedPolicy,
     facts: DeploymentFacts,
     installable: Iterable[str],
     *,
-    waivers: WaiverSet | None = None,
-    fail_on: str = "low",
     always: Iterable[str] = (),
+    chosen_facts: ChosenFacts | None = None,
 ) -> StartupDecision:
     """Choose mitigations and compute the report the engine would run under.
 
     ``installable`` is what the adapter implements and the configuration
     enables; ``always`` lists mitigations the adapter installs regardless of
     rules (defence in depth, e.g. scrubbing), which are also recorded.
+    ``chosen_facts`` gives the facts to judge once the mitigations are chosen
+    (default: ``facts``); it must not fail, so an adapter computes what it
+    needs before the policy runs.
     """
     available = set(installable)
-    first = evaluator.evaluate(facts, waivers=waivers, fail_on=fail_on)
+    first = policy.evaluate(facts)
     wanted = {
         finding.mitigation
         for result in first.results
@@ -62,8 +75,11 @@ def decide_startup(
         for finding in result.findings
     }
     install = sorted((wanted & available) | (set(always) & available))
-    final = evaluator.evaluate(with_mitigations(facts, install), waivers=waivers, fail_on=fail_on)
-    return StartupDecision(report=final, install=install, blocking=final.failing())
+    judged = chosen_facts(install) if chosen_facts is not None else facts
+    final = policy.evaluate(with_mitigations(judged, install))
+    return StartupDecision(
+        report=final, install=install, blocking=final.failing(), params=policy.evaluator.profile.params
+    )
 
 
 def refusal_message(engine: str, decision: StartupDecision) -> str:
@@ -72,8 +88,3 @@ def refusal_message(engine: str, decision: StartupDecision) -> str:
     parts += decision.report.problems
     listed = "; ".join(parts) if parts else "unknown reason"
     return f"pccguard refuses to start {engine}: {len(parts)} blocking finding(s) remain after mitigations: {listed}"
-
-
-def enforce_or_refuse(engine: str, decision: StartupDecision) -> None:
-    if not decision.allowed:
-        raise EnforcementError(refusal_message(engine, decision))

@@ -4,20 +4,21 @@ Load the configuration, evaluate the live facts, choose mitigations, and either
 allow the start or raise ``EnforcementError`` with the rules that block it.
 Fail-closed: a policy or internal error refuses the start too. The one
 exception is ``fail_mode: open``, meant for canary roll-outs of pccguard
-itself: a pccguard *error* (never a deny) then lets the engine start, with an
-audit event and an error log saying it runs unchecked.
+itself: a pccguard *error while evaluating* (never a deny, never an error
+before the policy runs, such as facts that cannot be built) then lets the
+engine start, with an audit event and an error log saying it runs unchecked.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import NoReturn
 
 from pccguard.enforcement.audit import AuditKind, AuditLog
 from pccguard.enforcement.config import PluginConfig
-from pccguard.enforcement.decide import StartupDecision, decide_startup, refusal_message
+from pccguard.enforcement.decide import ChosenFacts, StartupDecision, decide_startup, refusal_message
 from pccguard.errors import EnforcementError, PccguardError
-from pccguard.evaluation.settings import build_evaluator, waivers_for
 from pccguard.facts.model import DeploymentFacts, Provenance
 
 logger = logging.getLogger("pccguard.plugin")
@@ -61,24 +62,17 @@ def evaluate_startup(
     audit: AuditLog,
     *,
     always: Iterable[str] = (),
+    chosen_facts: ChosenFacts | None = None,
 ) -> StartupDecision | None:
     """The startup decision, or ``None`` when ``fail_mode: open`` lets an erroring check through.
 
-    Raises ``EnforcementError`` when the engine must not start.
+    The policy is loaded from ``config.policy_settings()`` (as ``pccguard check``
+    loads it) and evaluated twice (see ``decide_startup``). Raises
+    ``EnforcementError`` when the engine must not start.
     """
     try:
-        evaluator = build_evaluator(
-            profile=config.profile,
-            rules_dirs=config.rules_dirs,
-            opa_url=config.opa_url,
-            opa_token_env=config.opa_token_env,
-            opa_timeout=config.opa_timeout,
-            unknown_high_fails=False,  # the start decision: see Evaluator.unknown_high_fails
-        )
-        waivers = waivers_for(evaluator, config.waivers)
-        decision = decide_startup(
-            evaluator, facts, installable, waivers=waivers, fail_on=config.fail_on, always=always
-        )
+        policy = config.policy_settings().open()
+        decision = decide_startup(policy, facts, installable, always=always, chosen_facts=chosen_facts)
         if decision.report.has_errors():
             raise PccguardError(decision.report.problems[0] if decision.report.problems else "policy error")
     except Exception as exc:  # fail closed on anything, expected or not
@@ -97,19 +91,28 @@ def evaluate_startup(
 def refuse_on_error(engine: str, config: PluginConfig | None, audit: AuditLog, exc: BaseException) -> None:
     """Raise the refusal for a pccguard error, or (``fail_mode: open``) record that the engine runs unchecked.
 
-    ``config`` is ``None`` when the error happened while loading the configuration
-    itself: then there is no fail mode to consult, and the start is refused.
+    ``config`` is ``None`` when the error happened before the policy could run
+    (loading the configuration, building the facts): then no fail mode applies,
+    and the start is refused (:func:`refuse`).
     """
-    reason = "policy_error" if isinstance(exc, PccguardError) else "internal_error"
-    detail = (
-        exc.one_line() if isinstance(exc, PccguardError) else f"internal error: {type(exc).__name__}: {exc}"
-    )
-    detail = " ".join(detail.split())[:500]
-    if config is not None and config.fail_mode == "open":
-        audit.emit(AuditKind.STARTUP_REFUSED, reason=f"{reason}_fail_open", count=0)
-        logger.error(
-            "pccguard could not check %s and fail_mode is open: serving UNCHECKED (%s)", engine, detail
-        )
-        return
+    if config is None or config.fail_mode != "open":
+        refuse(engine, audit, exc)
+    reason, detail = _describe(exc)
+    audit.emit(AuditKind.STARTUP_REFUSED, reason=f"{reason}_fail_open", count=0)
+    logger.error("pccguard could not check %s and fail_mode is open: serving UNCHECKED (%s)", engine, detail)
+
+
+def refuse(engine: str, audit: AuditLog, exc: BaseException) -> NoReturn:
+    """Refuse the start because of ``exc``, whatever the fail mode: one line naming the problem."""
+    reason, detail = _describe(exc)
     audit.emit(AuditKind.STARTUP_REFUSED, reason=reason)
     raise EnforcementError(f"pccguard refuses to start {engine} (fail-closed): {detail}") from exc
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    """The audit reason code and the one-line detail of an error that stops the check."""
+    if isinstance(exc, PccguardError):
+        reason, detail = "policy_error", exc.one_line()
+    else:
+        reason, detail = "internal_error", f"internal error: {type(exc).__name__}: {exc}"
+    return reason, " ".join(detail.split())[:500]

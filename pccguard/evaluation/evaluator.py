@@ -7,7 +7,6 @@ missing from the decision becomes ``error``, never ``pass``.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -120,7 +119,6 @@ class Evaluator:
         *,
         waivers: WaiverSet | None = None,
         fail_on: str = "low",
-        today: dt.date | None = None,
     ) -> Report:
         input_doc = self.input_document(facts)
         problems = list(waivers.problems) if waivers else []

@@ -51,7 +51,3 @@ def validate_mitigation(mitigation_id: str) -> str:
     if not is_valid_mitigation(mitigation_id):
         raise InputError(f"unknown mitigation id {mitigation_id!r}")
     return mitigation_id
-
-
-def all_mitigation_ids() -> list[str]:
-    return sorted(MITIGATIONS) + sorted(DISABLE_PREFIX + t for t in known_disable_targets())

@@ -42,9 +42,6 @@ class Rulebook:
         """``(name, source)`` of every module the engine compiles, in a stable order."""
         return [(str(f.path), f.source) for f in [*self.library, *self.rule_files]]
 
-    def by_package(self) -> dict[str, RuleMeta]:
-        return {meta.package.rsplit(".", 1)[-1]: meta for meta in self.rules.values()}
-
     def sorted_rules(self) -> list[RuleMeta]:
         return [self.rules[k] for k in sorted(self.rules)]
 

@@ -88,7 +88,10 @@ def _imports(path: Path, module: str) -> list[tuple[int, str]]:
                 name = node.module or ""
             if name == "pccguard":  # ``from pccguard import x``: x is a module, or the package's version
                 out += [
-                    (node.lineno, f"pccguard.{alias.name}" if f"pccguard.{alias.name}" in MODULES else "pccguard")
+                    (
+                        node.lineno,
+                        f"pccguard.{alias.name}" if f"pccguard.{alias.name}" in MODULES else "pccguard",
+                    )
                     for alias in node.names
                 ]
             elif name.startswith("pccguard"):

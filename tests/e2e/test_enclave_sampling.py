@@ -43,20 +43,18 @@ from pccguard.enclave_runtime.errors import EnclaveRuntimeError
 from pccguard.enclave_runtime.executor import HybridExecutor
 from pccguard.enclave_runtime.plan import all_enclave_plan
 from pccguard.enclave_runtime.vllm_executor.executor import EnclaveWorker, PreparedStep
-from pccguard.enclave_runtime.vllm_executor.sampling import (
-    Admission,
-    RequestSampling,
-    SamplerRegistry,
+from pccguard.enclave_runtime.vllm_executor.logits_ops import (
     apply_min_p,
     apply_penalties,
     apply_top_k_top_p,
     grammar_banned,
-    grammar_from_wire,
-    grammar_to_wire,
     random_sample,
-    sample_row,
     token_masks,
 )
+from pccguard.enclave_runtime.vllm_executor.sampler import sample_row
+from pccguard.enclave_runtime.vllm_executor.sampler_state import SamplerRegistry
+from pccguard.enclave_runtime.vllm_executor.sampling_params import RequestSampling
+from pccguard.enclave_runtime.vllm_executor.sampling_wire import Admission, grammar_from_wire, grammar_to_wire
 from tests.cpu_vllm import core_request, tenant_token
 from tests.e2e.support import make_engine
 

@@ -91,13 +91,3 @@ def test_refused_when_the_weights_cannot_be_protected(
         _config(tiny_llama, **overrides)
     message = caught.value.one_line()
     assert message.startswith("pccguard refuses to start vllm") and expected in message
-
-
-def test_unreadable_plan_file_refuses_fail_closed(
-    tiny_llama: Path, plugin_config: Any, tmp_path: Path
-) -> None:
-    bad = tmp_path / "plan.json"
-    bad.write_text("{not json", encoding="utf-8")
-    plugin_config(PRIVATE + f"mitigations: {{hybrid_executor_plan: '{bad}'}}\n")
-    with pytest.raises(EnforcementError, match=r"fail-closed.*cannot parse plan"):
-        _config(tiny_llama)

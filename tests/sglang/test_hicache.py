@@ -25,3 +25,5 @@ def test_encrypting_backend_through_dynamic_factory(outcome: dict[str, Any]) -> 
     assert enc["plaintext_on_disk"] is False
     assert enc["roundtrip"] is True
     assert enc["tamper_rejected"] is True
+    assert enc["truncated_rejected"] is True
+    assert enc["integrity_failures_audited"] == 2  # each page that did not open is a counted miss

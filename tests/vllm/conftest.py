@@ -20,16 +20,6 @@ __all__ = ["plugin_config"]
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer LLaMA described by ``config.json`` alone (the engine never loads weights in these tests)."""
-    from transformers import LlamaConfig
+    from pccguard.enclave_runtime.synthetic import describe_llama
 
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaConfig(
-        vocab_size=512,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-    ).save_pretrained(path)
-    return path
+    return describe_llama(tmp_path_factory.mktemp("tiny-llama"))

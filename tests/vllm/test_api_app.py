@@ -12,6 +12,16 @@ import pytest
 from pccguard.adapters.vllm.runtime import hooks
 from pccguard.adapters.vllm.runtime.middleware import MIDDLEWARE_QUALNAME
 from tests.asgi_call import asgi_call
+from tests.vllm.cases import PROFILER
+
+
+def fresh_vllm_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    """Set ``env`` where vLLM reads it: an engine started earlier in this process froze vLLM's env cache."""
+    import vllm.envs
+
+    vllm.envs.disable_envs_cache()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
 
 
 def _app(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -111,12 +121,53 @@ def test_route_table_lists_every_route_vllm_can_serve(
     from pccguard.enforcement.tenancy.routes import enumerate_routes
 
     plugin_config("profile: multi-tenant-baseline\n")
-    monkeypatch.setenv("VLLM_SERVER_DEV_MODE", "1")
+    fresh_vllm_env(monkeypatch, VLLM_SERVER_DEV_MODE="1", VLLM_ALLOW_RUNTIME_LORA_UPDATING="1")
     monkeypatch.setattr(sys, "argv", ["vllm", "serve", str(tiny_model)])
-    argv = ["--model", str(tiny_model), "--enable-fault-tolerance"]
+    argv = ["--model", str(tiny_model), "--enable-fault-tolerance", "--enable-tokenizer-info-endpoint"]
+    argv += ["--profiler-config", PROFILER]
     args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
     app = build_app(args, supported_tasks=(*GENERATION_TASKS, *POOLING_TASKS, "render"))
     live = {(r.path, m) for r in enumerate_routes(app) for m in r.methods}
     assert len(live) > 60 and ("/invocations", "POST") in live and ("/v1/realtime", "WEBSOCKET") in live
     assert ("/server_info", "GET") in live and ("/fault_tolerance/apply", "POST") in live
+    assert {("/start_profile", "POST"), ("/v1/load_lora_adapter", "POST"), ("/tokenizer_info", "GET")} <= live
     assert sorted(f"{m} {p}" for p, m in live if ROUTE_TABLE.lookup(p, m) is None) == []
+
+
+@pytest.mark.parametrize(
+    ("tenancy", "close", "expected"),
+    [("single", "true", 403), ("multi", "false", 403), ("single", "false", "engine")],
+    ids=["single-closed", "multi-always-closed", "control-single-open"],
+)
+def test_operator_routes_are_closed_without_an_admin_key(
+    tiny_model: Path,
+    plugin_config: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tenancy: str,
+    close: str,
+    expected: int | str,
+) -> None:
+    """vLLM has no admin key: ``close_privileged_endpoints`` refuses dev-mode routes even with one tenant.
+
+    The control (single tenant, mitigation off) shows the route is served and reaches vLLM's handler.
+    """
+    plugin_config(
+        f"profile: multi-tenant-baseline\ntenancy: {{mode: {tenancy}}}\n"
+        f"mitigations: {{close_privileged_endpoints: {close}}}\n"
+    )
+    fresh_vllm_env(monkeypatch, VLLM_SERVER_DEV_MODE="1")
+    app = _app(tiny_model, monkeypatch)
+    resets: list[tuple[bool, bool]] = []
+
+    class EngineStandIn:  # what the route would call: no engine runs behind this app
+        async def reset_prefix_cache(self, running: bool, external: bool) -> bool:
+            resets.append((running, external))
+            return True
+
+    app.state.engine_client = EngineStandIn()
+    headers = [(b"content-type", b"application/json"), (b"x-pccguard-tenant", b"alice")]
+    status, body = asgi_call(app, "POST", "/reset_prefix_cache", headers, b"")
+    if expected == "engine":
+        assert (status, json.loads(body), resets) == (200, {"success": True}, [(False, False)])
+    else:
+        assert status == expected and resets == []

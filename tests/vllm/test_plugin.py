@@ -13,10 +13,12 @@ import pytest
 from vllm.exceptions import VLLMValidationError
 from vllm.v1.engine.core import EngineCore
 
-import pccguard.enforcement.decide.startup as startup_module
+import pccguard.enforcement.startup as startup_module
+from pccguard.adapters.vllm.runtime import hooks, targets
 from pccguard.adapters.vllm.runtime.audit import replace_audit_log
 from pccguard.adapters.vllm.runtime.plan import PLAN_KEY
 from pccguard.enforcement.audit import AuditEvent, AuditKind, AuditLog
+from pccguard.enforcement.patching import is_patched
 from pccguard.errors import EnforcementError
 from tests.cpu_vllm import tenant_token
 from tests.vllm.support import CpuTestExecutor, make_engine
@@ -41,16 +43,16 @@ def test_entry_point_is_registered_and_idempotent() -> None:
     register()  # a second call in the same process changes nothing
     from vllm.engine.arg_utils import EngineArgs
 
-    hook = EngineArgs.create_engine_config
-    assert hook.__code__.co_filename.endswith("hooks.py")
-    assert not hasattr(hook.__wrapped__, "__wrapped__"), "wrapped exactly once"
+    assert is_patched(targets.CREATE_ENGINE_CONFIG, hooks.CONFIG.hook)
+    assert not hasattr(EngineArgs.create_engine_config.__wrapped__, "__wrapped__"), "wrapped exactly once"
 
 
 PROBE = """
-from vllm.engine.arg_utils import EngineArgs
 from vllm.plugins import load_general_plugins
+from pccguard.adapters.vllm.runtime import hooks, targets
+from pccguard.enforcement.patching import is_patched
 load_general_plugins()
-print("hooked" if EngineArgs.create_engine_config.__code__.co_filename.endswith("hooks.py") else "plain")
+print("hooked" if is_patched(targets.CREATE_ENGINE_CONFIG, hooks.CONFIG.hook) else "plain")
 """
 
 

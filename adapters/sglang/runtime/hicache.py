@@ -2,13 +2,14 @@
 
 SGLang 0.5.23's ``file`` backend writes raw KV pages to disk. This backend is
 SGLang's own ``HiCacheFile`` (same keys, eviction and page I/O, v1 and v2
-interfaces) with every page sealed by AES-256-GCM before it is written:
-``nonce || ciphertext || tag``, with the storage key as associated data so a
-page cannot be swapped for another key's. The key is generated in memory when
-the backend starts and never written anywhere, so pages from an earlier start
-cannot be decrypted (cryptographic erasure at restart); a page that fails
-authentication is treated as a miss and audited. Each start uses a fresh
-directory unless ``file_storage_path`` is configured.
+interfaces) with every page sealed before it is written, in the core's one
+sealing format (``pccguard.enforcement.sealing``, purpose ``sglang-hicache``):
+AES-256-GCM, ``nonce || ciphertext || tag``, with the storage key in the
+associated data so a page cannot be swapped for another key's. The key is
+generated in memory when the backend starts and never written anywhere, so
+pages from an earlier start cannot be decrypted (cryptographic erasure at
+restart); a page that does not open is treated as a miss and audited. Each
+start uses a fresh directory unless ``file_storage_path`` is configured.
 
 Enable it through SGLang's dynamic storage-backend interface::
 
@@ -21,26 +22,24 @@ Enable it through SGLang's dynamic storage-backend interface::
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 import uuid
 from typing import Any
 
 import torch
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sglang.srt.mem_cache.hicache_storage import HiCacheFile
 
 from pccguard.enforcement.audit import AuditKind
+from pccguard.enforcement.sealing import Sealer, SealError
 
 from .state import STATE
 
 MITIGATION = "encrypt_offload"
-NONCE_BYTES = 12
-TAG_BYTES = 16
+#: The sealing purpose of HiCache pages: part of every page's associated data.
+PURPOSE = "sglang-hicache"
 
 
-class EncryptedHiCacheStorage(HiCacheFile):
+class EncryptedHiCacheStorage(HiCacheFile):  # type: ignore[misc]
     """``HiCacheFile`` whose pages are AES-256-GCM sealed under a per-start in-memory key."""
 
     def __init__(self, storage_config: Any, kwargs: Any = None) -> None:
@@ -48,20 +47,21 @@ class EncryptedHiCacheStorage(HiCacheFile):
         path = extra.get("file_storage_path") or tempfile.mkdtemp(prefix="pccguard-hicache-")
         super().__init__(storage_config, file_path=path)
         self.file_path = path
-        self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
+        self._sealer = Sealer(PURPOSE)
         STATE.audit.emit(AuditKind.MITIGATION_INSTALLED, mitigation=MITIGATION, reason="hicache_backend")
 
     def __repr__(self) -> str:  # never show the key
         return "EncryptedHiCacheStorage(<key in memory>)"
 
-    def seal(self, aad: str, plaintext: bytes) -> bytes:
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plaintext, aad.encode("utf-8"))
+    def seal(self, storage_key: str, plaintext: bytes) -> bytes:
+        """The page as written to disk, bound to the key it is stored under."""
+        return self._sealer.seal(plaintext, storage_key)
 
-    def open_sealed(self, aad: str, sealed: bytes) -> bytes | None:
+    def open_sealed(self, storage_key: str, sealed: bytes) -> bytes | None:
+        """The page stored under ``storage_key``, or ``None`` (a miss, audited) when it does not open."""
         try:
-            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad.encode("utf-8"))
-        except (InvalidTag, ValueError):
+            return self._sealer.open(sealed, storage_key)
+        except SealError:
             STATE.count(AuditKind.OFFLOAD_INTEGRITY_FAILURE, MITIGATION, 1, "blocks")
             return None
 

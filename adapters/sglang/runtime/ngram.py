@@ -80,8 +80,8 @@ class TenantNgramCorpus:
                 raise EnforcementError("pccguard: NGRAM draft for a request with no bound tenant")
             groups.setdefault(self._rid_salt[rid], []).append(i)
         n = len(req_ids)
-        drafts: list[np.ndarray | None] = [None] * n
-        masks: list[np.ndarray | None] = [None] * n
+        drafts: dict[int, np.ndarray] = {}
+        masks: dict[int, np.ndarray] = {}
         for salt, idx in groups.items():
             d, m = self._corpus(salt).batch_get(
                 [req_ids[i] for i in idx], [batch_tokens[i] for i in idx], [total_lens[i] for i in idx]
@@ -92,8 +92,10 @@ class TenantNgramCorpus:
                 drafts[i] = d_rows[j]
                 masks[i] = m_rows[j]
         if n == 0:
-            return self._corpus(None).batch_get([], [], [])
-        return np.concatenate(drafts), np.concatenate(masks)  # type: ignore[arg-type]
+            empty: tuple[np.ndarray, np.ndarray] = self._corpus(None).batch_get([], [], [])
+            return empty
+        # Every index was bound to a group above, so each row is present (a missing one raises).
+        return np.concatenate([drafts[i] for i in range(n)]), np.concatenate([masks[i] for i in range(n)])
 
     def erase_match_state(self, req_ids: list[str]) -> None:
         groups: dict[str | None, list[str]] = {}

@@ -18,13 +18,12 @@ from typing import Any
 
 from pccguard.enforcement.audit import AuditKind
 from pccguard.enforcement.config import PluginConfig, load_plugin_config
-from pccguard.enforcement.startup import declared_facts, evaluate_startup, refuse_on_error
+from pccguard.enforcement.startup import declared_facts, evaluate_startup, refuse
 from pccguard.enforcement.tenancy.gate import SaltGate
 from pccguard.enforcement.tenancy.identity import TenantResolver
 from pccguard.enforcement.tenancy.salts import adopt_process_keys, process_keys
 from pccguard.errors import EnforcementError
-from pccguard.facts.model import DeploymentFacts, Provenance
-from pccguard.policy.profiles import load_profile
+from pccguard.facts.model import DeploymentFacts
 
 from ..facts import PCCGUARD_STORAGE_CLASS, facts_from_server_args
 from . import scrub, ttl
@@ -53,26 +52,13 @@ IMPLEMENTED = frozenset(
 
 
 def runtime_facts(server_args: Any, config: PluginConfig) -> DeploymentFacts:
-    """Facts of the live engine plus what the plugin's configuration establishes.
+    """Facts of the live engine plus what the plugin's configuration declares (tenancy).
 
-    Tenancy comes from the configuration. The prefix cache is reported as
-    isolated by server salts only because ``tenant_cache_salt`` is then always
-    installed (see ``always_installed``), and the start is refused if it is not.
+    The facts say what the engine does; what pccguard installs on top is listed
+    by the decision (``mitigations_active``), as in vLLM, so the same posture
+    gets the same verdict (``enforced``) in both engines.
     """
-    facts = declared_facts(facts_from_server_args(server_args, os.environ, resolved=True), config)
-    update: dict[str, Any] = {}
-    provenance = dict(facts.provenance)
-    pc = facts.optimizations.prefix_caching
-    if config.mitigations.tenant_cache_salt and pc.enabled:
-        optimizations = facts.optimizations.model_copy(
-            update={"prefix_caching": pc.model_copy(update={"isolation": "server_salt"})}
-        )
-        update["optimizations"] = optimizations
-        provenance["optimizations.prefix_caching.isolation"] = Provenance(
-            kind="config", name="mitigations.tenant_cache_salt", value="server salts from the tenant"
-        )
-    update["provenance"] = provenance
-    return facts.model_copy(update=update)
+    return declared_facts(facts_from_server_args(server_args, os.environ, resolved=True), config)
 
 
 def installable(server_args: Any, config: PluginConfig) -> set[str]:
@@ -82,7 +68,7 @@ def installable(server_args: Any, config: PluginConfig) -> set[str]:
     def get(name: str) -> Any:
         return resolution_result(server_args, name)
 
-    from pccguard.plugins.sglang import UNAVAILABLE
+    from .hooks import UNAVAILABLE
 
     m = config.mitigations
     out = set(IMPLEMENTED) - UNAVAILABLE
@@ -116,8 +102,9 @@ def installable(server_args: Any, config: PluginConfig) -> set[str]:
 
 
 def always_installed(config: PluginConfig, facts: DeploymentFacts) -> set[str]:
+    """Installed whatever the rules ask: the scrubber, and server salts whenever the prefix cache is on."""
     always = {"scrub_freed_kv"} if config.mitigations.scrub_freed_kv else set()
-    if facts.optimizations.prefix_caching.isolation == "server_salt":
+    if config.mitigations.tenant_cache_salt and facts.optimizations.prefix_caching.enabled:
         always.add("tenant_cache_salt")
     return always
 
@@ -135,12 +122,14 @@ def decide(server_args: Any, *, scheduler: bool = False) -> Enforcement | None:
             return _decide_locked(server_args, scheduler)
         except EnforcementError:
             raise
-        except Exception as exc:  # an error before the policy runs (config, facts): fail closed
-            refuse_on_error(ENGINE, None, STATE.audit, exc)
-            raise  # refuse_on_error always raises without a configuration
+        except Exception as exc:  # an error outside the policy (config, facts, keys): fail closed
+            refuse(ENGINE, STATE.audit, exc)
 
 
 def _decide_locked(server_args: Any, scheduler: bool) -> Enforcement | None:
+    """The decision of this process: at most two evaluations of the rulebook (``decide_startup``)."""
+    from sglang.srt.arg_groups.overrides import resolution_result
+
     config = load_plugin_config(dict(os.environ))
     if not config.enabled:
         logger.warning("pccguard plugin disabled by its configuration: no mitigations installed")
@@ -151,21 +140,20 @@ def _decide_locked(server_args: Any, scheduler: bool) -> Enforcement | None:
     missing = always - can
     if missing:
         raise EnforcementError(f"required mitigations cannot be installed: {', '.join(sorted(missing))}")
+    TenantResolver(config.tenancy)  # a malformed API key file refuses the start, in every process
+    radix_cache = not bool(resolution_result(server_args, "disable_radix_cache"))
     decision = evaluate_startup(ENGINE, facts, can, config, STATE.audit, always=always)
     if decision is None:  # fail_mode: open and the check itself failed: the engine runs unchecked
         return None
-    params = load_profile(config.profile, None).params
-    admin_routes = "require_admin_key" if params.allow_authenticated_admin_endpoints else "refuse"
-    from sglang.srt.arg_groups.overrides import resolution_result
-
-    TenantResolver(config.tenancy)  # a malformed API key file refuses the start, in every process
+    # The profile the decision was made under, carried by it: never loaded a second time.
+    admin_routes = "require_admin_key" if decision.params.allow_authenticated_admin_endpoints else "refuse"
     gate = _salt_gate(server_args, config, scheduler) if "tenant_cache_salt" in decision.install else None
     enforcement = Enforcement(
         config=config,
         installed=frozenset(decision.install),
         admin_routes=admin_routes,
         gate=gate,
-        radix_cache=not bool(resolution_result(server_args, "disable_radix_cache")),
+        radix_cache=radix_cache,
     )
     STATE.current = enforcement
     for mitigation in decision.install:

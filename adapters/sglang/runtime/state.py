@@ -11,17 +11,13 @@ printed), because the scheduler must open the salt tokens the HTTP ingress mints
 from __future__ import annotations
 
 import threading
-import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from pccguard.enforcement.audit import AuditKind, AuditLog
+from pccguard.enforcement.audit import AuditAggregator, AuditKind, AuditLog
 from pccguard.enforcement.config import PluginConfig
 from pccguard.enforcement.tenancy.gate import SaltGate
 
 ENGINE = "sglang"
-#: Aggregated counters (scrubbed slots, salted requests) are emitted at most this often.
-EMIT_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -47,8 +43,8 @@ class _State:
         self.lock = threading.RLock()
         self.current: Enforcement | None = None
         self.audit = AuditLog(ENGINE)
-        self._pending: dict[tuple[AuditKind, str, str, str], int] = defaultdict(int)
-        self._last_emit = time.monotonic()
+        #: Scrubbed slots, salted requests, refused routes: aggregated, emitted at the shared audit rate.
+        self.aggregate = AuditAggregator(lambda: self.audit)
         #: Open while SGLang's start-up warmup calls its own HTTP routes (see ``salt``).
         self.warmup_open = False
 
@@ -57,34 +53,15 @@ class _State:
         return current is not None and current.active(mitigation)
 
     def count(self, kind: AuditKind, mitigation: str, n: int, unit: str, reason: str = "-") -> None:
-        """Add to an aggregated counter; per-call events would flood the log on hot paths."""
-        if n <= 0:
-            return
-        with self.lock:
-            self._pending[(kind, mitigation, unit, reason)] += n
-            if time.monotonic() - self._last_emit >= EMIT_INTERVAL_S:
-                self._flush_locked()
+        """Add to an aggregated counter (``reason="-"``: none); per-call events would flood the log."""
+        self.aggregate.count(kind, mitigation, n, unit, None if reason == "-" else reason)
 
     def flush(self) -> None:
-        with self.lock:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        pending, self._pending = self._pending, defaultdict(int)
-        self._last_emit = time.monotonic()
-        for (kind, mitigation, unit, reason), n in pending.items():
-            self.audit.emit(
-                kind, mitigation=mitigation, count=n, unit=unit, reason=None if reason == "-" else reason
-            )
+        self.aggregate.flush()
 
     def counters(self) -> dict[str, int]:
         """Emitted totals plus what is still aggregated (for tests and metrics)."""
-        with self.lock:
-            totals = dict(self.audit.counters())
-            for (kind, mitigation, _unit, _reason), n in self._pending.items():
-                key = f"{kind.value}/{mitigation}"
-                totals[key] = totals.get(key, 0) + n
-            return totals
+        return self.aggregate.counters()
 
 
 STATE = _State()

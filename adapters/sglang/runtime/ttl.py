@@ -24,7 +24,8 @@ from . import targets
 from .state import STATE
 
 MITIGATION = "prefix_cache_ttl"
-_LAST_TICK: dict[int, float] = {}
+#: Per scheduler (by ``id``): the clock time before which ``tick`` does nothing.
+_NEXT_TICK: dict[int, float] = {}
 
 
 def ttl_seconds() -> float | None:
@@ -98,14 +99,15 @@ def expire(tree: Any, cutoff: float) -> int:
 
 
 def tick(scheduler: Any) -> None:
+    """Expire old nodes, at most every ``min(1 s, TTL / 4)``; the common case is one clock read and one lookup."""
+    now = time.monotonic()
+    key = id(scheduler)
+    if now < _NEXT_TICK.get(key, 0.0):
+        return
     ttl = ttl_seconds()
     if ttl is None:
         return
-    now = time.monotonic()
-    key = id(scheduler)
-    if now - _LAST_TICK.get(key, 0.0) < min(1.0, ttl / 4):
-        return
-    _LAST_TICK[key] = now
+    _NEXT_TICK[key] = now + min(1.0, ttl / 4)
     tokens = expire(scheduler.tree_cache, now - ttl)
     STATE.count(AuditKind.PREFIX_EXPIRED, MITIGATION, tokens, "tokens")
 

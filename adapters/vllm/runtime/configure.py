@@ -19,13 +19,10 @@ from pccguard.adapters.vllm.runtime import hybrid
 from pccguard.adapters.vllm.runtime.plan import KEYS_ATTR, PLAN_KEY, RuntimePlan
 from pccguard.enforcement.tenancy.salts import process_keys
 from pccguard.errors import EnforcementError
+from pccguard.facts.builder import qualname
 
 OFFLOAD_SPEC = "EncryptedCPUOffloadingSpec"
 OFFLOAD_MODULE = "pccguard.adapters.vllm.runtime.offload"
-
-
-def _qualname(obj: Any) -> str:
-    return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
 
 
 def apply_plan(vllm_config: Any, plan: RuntimePlan) -> None:
@@ -36,9 +33,9 @@ def apply_plan(vllm_config: Any, plan: RuntimePlan) -> None:
         hybrid.select(vllm_config)
     sched = vllm_config.scheduler_config
     current = sched.scheduler_cls
-    if current and not _qualname(current).startswith("pccguard."):
+    if current and not qualname(current).startswith("pccguard."):
         raise EnforcementError(
-            f"pccguard refuses to start vllm: --scheduler-cls {_qualname(current)} replaces the scheduler "
+            f"pccguard refuses to start vllm: --scheduler-cls {qualname(current)} replaces the scheduler "
             "pccguard enforces its mitigations in"
         )
     sched.scheduler_cls = ASYNC_SCHEDULER_QUALNAME if sched.async_scheduling else SCHEDULER_QUALNAME
@@ -61,7 +58,7 @@ def apply_plan(vllm_config: Any, plan: RuntimePlan) -> None:
         ktc.kv_connector_extra_config = extra
 
     if plan.has("tenant_cache_salt"):
-        if int(getattr(par, "_api_process_count", 1) or 1) > 1:
+        if int(par._api_process_count) > 1:
             raise EnforcementError(
                 "pccguard refuses to start vllm: tenant_cache_salt needs one API server process "
                 "(--api-server-count 1): each API server would mint salts the engine core cannot open"

@@ -1,7 +1,7 @@
 """Refuse, at admission, the request parameters the enclave executor cannot honour.
 
 With ``EnclaveExecutor`` the logits exist only in the enclave, so the enclave
-samples (``pccguard.enclave_runtime.vllm_executor.sampling``): temperature,
+samples (``pccguard.enclave_runtime.vllm_executor.sampler``): temperature,
 top-k/top-p/min-p, the three penalties, seeds, logprobs, ``logit_bias``,
 ``allowed_token_ids``, bad words and ``min_tokens`` as vLLM does, and
 structured outputs under the grammar bitmask the engine core sends with the
@@ -12,8 +12,9 @@ constraint.
 
 vLLM 0.33 gives an executor no per-request validation hook, and an exception
 in ``execute_model`` kills the engine core with every request in it. vLLM
-refuses a single request cleanly in two places, and :func:`install` wraps both
-(only where the configured executor is ``EnclaveExecutor``):
+refuses a single request cleanly in two places, and ``hooks`` wraps both with
+the checks below (which act only where the configured executor is
+``EnclaveExecutor``):
 
 * ``InputProcessor._validate_params`` -- the frontend (API server or ``LLM``
   process) validates every request's ``SamplingParams`` before it leaves for
@@ -31,11 +32,8 @@ what the executor can do, so they apply whenever it serves.
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
-
-from pccguard.adapters.vllm.runtime.hooks import install_once
 
 logger = logging.getLogger("vllm.pccguard")
 
@@ -46,7 +44,7 @@ def refusal(params: Any, vllm_config: Any, *, watermarking: bool | None = None) 
     ``watermarking`` is the resolved value where the caller has it (the
     frontend resolves it during validation); otherwise the request's own.
     """
-    from pccguard.enclave_runtime.vllm_executor.sampling import unsupported
+    from pccguard.enclave_runtime.vllm_executor.sampling_params import unsupported
 
     found = unsupported(params)
     if watermarking is None:
@@ -83,15 +81,17 @@ def _custom_logits_processors(model_config: Any) -> list[str]:
 
 
 def uses_enclave_executor(vllm_config: Any) -> bool:
-    """Whether ``vllm_config`` names ``EnclaveExecutor`` (or a subclass) as its executor backend."""
+    """Whether ``vllm_config`` names ``EnclaveExecutor`` (or a subclass) as its executor backend.
+
+    A backend name that does not resolve raises: the executor that serves is
+    then unknown, and treating it as "not the enclave" would let requests
+    through unchecked.
+    """
     backend = getattr(getattr(vllm_config, "parallel_config", None), "distributed_executor_backend", None)
     if isinstance(backend, str) and "." in backend:
         from vllm.utils.import_utils import resolve_obj_by_qualname
 
-        try:
-            backend = resolve_obj_by_qualname(backend)
-        except Exception:
-            return False
+        backend = resolve_obj_by_qualname(backend)
     return isinstance(backend, type) and _is_enclave_executor(backend)
 
 
@@ -106,60 +106,42 @@ def _validation_error(problem: tuple[str, str]) -> Exception:
     from vllm.exceptions import VLLMValidationError
 
     name, message = problem
-    return VLLMValidationError(message, parameter=name)
+    error: Exception = VLLMValidationError(message, parameter=name)
+    return error
 
 
-def install_frontend_check() -> None:
-    """Wrap ``InputProcessor._validate_params``: refuse in the frontend, as an HTTP 400."""
-    if not install_once("enclave_frontend"):
-        return
-    try:
-        from vllm.sampling_params import SamplingParams
-        from vllm.v1.engine.input_processor import InputProcessor
-    except Exception:  # no frontend in this installation
-        return
-    original = InputProcessor._validate_params
+def validate_params(original: Any, self: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
+    """``InputProcessor._validate_params`` (an AROUND hook, see ``hooks``): refuse in the frontend, as an HTTP 400."""
+    from vllm.sampling_params import SamplingParams
 
-    @functools.wraps(original)
-    def _validate_params(self: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
-        enclave = self.__dict__.get("_pccguard_enclave")
-        if enclave is None:
-            enclave = self.__dict__["_pccguard_enclave"] = uses_enclave_executor(self.vllm_config)
-        sampling = enclave and isinstance(params, SamplingParams)
-        # Before vLLM's own checks, so that the parameter named is the one the enclave cannot honour.
-        problem = refusal(params, self.vllm_config, watermarking=False) if sampling else None
+    enclave = self.__dict__.get("_pccguard_enclave")
+    if enclave is None:
+        enclave = self.__dict__["_pccguard_enclave"] = uses_enclave_executor(self.vllm_config)
+    sampling = enclave and isinstance(params, SamplingParams)
+    # Before vLLM's own checks, so that the parameter named is the one the enclave cannot honour.
+    problem = refusal(params, self.vllm_config, watermarking=False) if sampling else None
+    if problem is not None:
+        raise _validation_error(problem)
+    watermarking = original(self, params, *args, **kwargs)
+    if sampling and watermarking:  # resolved by vLLM's checks: the request's own flag or the engine's
+        raise _validation_error(_explain("watermarking", "the enclave executor does not watermark"))
+    return watermarking
+
+
+def check_engine_core_request(engine: Any, request: Any) -> None:
+    """Refuse in the engine core, finishing only that request (called first by the one
+    ``EngineCore.preprocess_add_request`` hook in ``hooks``)."""
+    params = getattr(request, "sampling_params", None)
+    if params is not None and _is_enclave_executor(type(getattr(engine, "model_executor", None))):
+        problem = refusal(params, engine.vllm_config)
         if problem is not None:
+            logger.info("request %s refused: %s", getattr(request, "request_id", "?"), problem[1])
             raise _validation_error(problem)
-        watermarking = original(self, params, *args, **kwargs)
-        if sampling and watermarking:  # resolved by vLLM's checks: the request's own flag or the engine's
-            raise _validation_error(_explain("watermarking", "the enclave executor does not watermark"))
-        return watermarking
-
-    InputProcessor._validate_params = _validate_params  # type: ignore[method-assign]
-
-
-def install_engine_core_check() -> None:
-    """Wrap ``EngineCore.preprocess_add_request``: refuse in the engine core, finishing only that request."""
-    if not install_once("enclave_engine_core"):
-        return
-    from vllm.v1.engine.core import EngineCore
-
-    original = EngineCore.preprocess_add_request
-
-    @functools.wraps(original)
-    def preprocess_add_request(self: Any, request: Any) -> Any:
-        params = getattr(request, "sampling_params", None)
-        if params is not None and _is_enclave_executor(type(getattr(self, "model_executor", None))):
-            problem = refusal(params, self.vllm_config)
-            if problem is not None:
-                logger.info("request %s refused: %s", getattr(request, "request_id", "?"), problem[1])
-                raise _validation_error(problem)
-        return original(self, request)
-
-    EngineCore.preprocess_add_request = preprocess_add_request  # type: ignore[method-assign]
 
 
 def install_enclave_request_checks() -> None:
     """Install both checks in this process (idempotent; each acts only for ``EnclaveExecutor``)."""
+    from pccguard.adapters.vllm.runtime.hooks import install_engine_core_hooks, install_frontend_check
+
     install_frontend_check()
-    install_engine_core_check()
+    install_engine_core_hooks()

@@ -2,47 +2,47 @@
 
 vLLM loads general plugins in every process (API server, engine core,
 workers) and gives them no handle on the configuration, so the plugin wraps
-the three places where it can act:
+the places where it can act, each named once in :mod:`.targets` and installed
+through ``pccguard.enforcement.patching``:
 
 * ``EngineArgs.create_engine_config`` -- every entry point (``vllm serve``,
-  ``LLM``, ``AsyncLLM``) resolves its ``VllmConfig`` there. The wrapper
-  evaluates the resolved configuration, refuses the start on a deny (or on any
-  pccguard error, fail-closed) and writes the plan into the configuration;
+  ``LLM``, ``AsyncLLM``) resolves its ``VllmConfig`` there. The wrapper proves
+  the frontend hooks took, evaluates the resolved configuration, refuses the
+  start on a deny (or on any pccguard error, fail-closed) and writes the plan
+  into the configuration;
+* ``InputProcessor._validate_params`` -- refuses, as an HTTP 400, the request
+  parameters the enclave executor cannot honour (:mod:`.enclave_requests`);
 * the API server's middleware registration -- appends pccguard's tenant
   middleware to ``args.middleware`` (vLLM's ``--middleware`` mechanism);
 * ``EngineCoreProc.run_busy_loop`` -- hands pccguard's scheduler a way to wake
   the idle engine loop when a cached prefix expires;
-* ``EngineCore.preprocess_add_request`` -- admits the salt token the tenant
-  boundary minted (or refuses the request) before vLLM hashes the prompt blocks.
+* ``EngineCore.preprocess_add_request`` -- one wrapper, two checks in this
+  order: the enclave executor's parameter check, then the salt token the
+  tenant boundary minted is admitted (or the request refused) before vLLM
+  hashes the prompt blocks.
 
-Each wrapper is installed once per process (idempotent) and is a no-op for a
-static check (``pccguard check --engine vllm``).
+Installation is idempotent. The engine-core hooks are proven by pccguard's
+scheduler when the engine core builds it (:func:`verify_engine_core`), the
+frontend hooks when the configuration is resolved (:func:`verify_frontend`):
+a target missing or not carrying its hook refuses the start. The hooks do
+nothing during a static check (``pccguard check --engine vllm``).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
-import threading
+from importlib.metadata import version
 from typing import Any
 
 from pccguard.adapters.vllm import static_check_active
+from pccguard.enforcement.patching import Hook, HookTable, install, verify
+
+from . import enclave_requests, targets
 
 #: A child of vLLM's own logger, so that pccguard's lines appear in the serve log with vLLM's format and level.
 logger = logging.getLogger("vllm.pccguard")
-_lock = threading.Lock()
-_installed: set[str] = set()
-
-
-def install_once(name: str) -> bool:
-    """True the first time a hook called ``name`` is installed in this process (hooks are idempotent)."""
-    with _lock:
-        if name in _installed:
-            return False
-        _installed.add(name)
-        return True
 
 
 def _is_serve_process() -> bool:
@@ -63,12 +63,13 @@ def _serve_frontend_args() -> Any | None:
 
 
 def enforce_on_config(vllm_config: Any, engine_args: Any | None = None) -> Any:
-    """Evaluate, refuse or configure: the body of the ``create_engine_config`` wrapper."""
+    """Prove the frontend hooks, then evaluate, refuse or configure: the body of the ``create_engine_config`` hook."""
     from pccguard.adapters.vllm.runtime.configure import apply_plan
     from pccguard.adapters.vllm.runtime.plan import decide
     from pccguard.errors import EnforcementError
 
     try:
+        verify_frontend()
         plan, decision = decide(vllm_config, engine_args=engine_args, frontend=_serve_frontend_args())
         apply_plan(vllm_config, plan)
         if decision.report.results:  # empty when fail_mode: open let an erroring check through
@@ -88,104 +89,127 @@ def enforce_on_config(vllm_config: Any, engine_args: Any | None = None) -> Any:
     return vllm_config
 
 
-def install_config_hook() -> None:
-    if not install_once("create_engine_config"):
-        return
-    from vllm.engine.arg_utils import EngineArgs
-
-    original = EngineArgs.create_engine_config
-
-    @functools.wraps(original)
-    def create_engine_config(self: Any, *args: Any, **kwargs: Any) -> Any:
-        config = original(self, *args, **kwargs)
-        if static_check_active() or not _plugin_enabled():
-            return config
-        return enforce_on_config(config, engine_args=self)
-
-    EngineArgs.create_engine_config = create_engine_config  # type: ignore[method-assign]
+# ---------------------------------------------------------------------- the hooks
 
 
-def install_middleware_hook() -> None:
-    if not _is_serve_process() or not install_once("middleware"):
-        return
-    try:
-        from vllm.entrypoints.launchers import app as app_module
-    except Exception:  # no API server in this installation or process
-        return
+def _create_engine_config(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
+    config = original(self, *args, **kwargs)
+    if static_check_active() or not _plugin_enabled():
+        return config
+    return enforce_on_config(config, engine_args=self)
+
+
+def _init_middleware(original: Any, args: Any, *rest: Any, **kwargs: Any) -> Any:
     from pccguard.adapters.vllm.runtime.middleware import MIDDLEWARE_QUALNAME
 
-    original = app_module.init_entrypoints_middleware
-
-    @functools.wraps(original)
-    def init_entrypoints_middleware(args: Any, *rest: Any, **kwargs: Any) -> Any:
-        if _plugin_enabled() and MIDDLEWARE_QUALNAME not in list(args.middleware or []):
-            args.middleware = [*list(args.middleware or []), MIDDLEWARE_QUALNAME]
-        return original(args, *rest, **kwargs)
-
-    app_module.init_entrypoints_middleware = init_entrypoints_middleware
+    if _plugin_enabled() and MIDDLEWARE_QUALNAME not in list(args.middleware or []):
+        args.middleware = [*list(args.middleware or []), MIDDLEWARE_QUALNAME]
+    return original(args, *rest, **kwargs)
 
 
-def install_busy_loop_hook() -> None:
-    if not install_once("busy_loop"):
-        return
-    from vllm.v1.engine import EngineCoreRequestType
-    from vllm.v1.engine.core import DPEngineCoreProc, EngineCoreProc
+def _run_busy_loop(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
+    scheduler: Any = getattr(self, "scheduler", None)
+    if hasattr(scheduler, "pccguard_set_waker"):
+        from vllm.v1.engine import EngineCoreRequestType
 
-    def wrap(cls: Any) -> None:
-        original = cls.__dict__["run_busy_loop"]
-
-        @functools.wraps(original)
-        def run_busy_loop(self: Any, *args: Any, **kwargs: Any) -> Any:
-            scheduler = getattr(self, "scheduler", None)
-            if hasattr(scheduler, "pccguard_set_waker"):
-                queue = self.input_queue
-                scheduler.pccguard_set_waker(lambda: queue.put_nowait((EngineCoreRequestType.WAKEUP, None)))
-            return original(self, *args, **kwargs)
-
-        cls.run_busy_loop = run_busy_loop
-
-    for cls in (EngineCoreProc, DPEngineCoreProc):  # the data-parallel loop is its own method
-        if "run_busy_loop" in cls.__dict__:
-            wrap(cls)
+        queue = self.input_queue
+        scheduler.pccguard_set_waker(lambda: queue.put_nowait((EngineCoreRequestType.WAKEUP, None)))
+    return original(self, *args, **kwargs)
 
 
-def install_presalt_hook() -> None:
-    """Admit each request's salt where it enters the engine core, before vLLM hashes its blocks.
+def _preprocess_add_request(original: Any, self: Any, request: Any) -> Any:
+    """Both admission checks of the engine core, in a fixed order, before vLLM builds the ``Request``.
 
-    ``EngineCore.preprocess_add_request`` turns the wire request into a
-    ``Request`` (whose constructor hashes the prompt blocks). The scheduler's
-    salt gate opens the token the tenant boundary minted and puts the bare
-    salt in its place, so the blocks are hashed once, already salted. A request
-    without a valid token -- from a route the boundary never saw, or sent to the
-    engine core directly -- is refused here with a ``VLLMValidationError``,
-    which vLLM turns into that request's error (HTTP 400) and nothing else.
+    1. The enclave executor's parameter check (:mod:`.enclave_requests`): what
+       the executor cannot honour is refused first, whatever the salt.
+    2. The scheduler's salt gate opens the token the tenant boundary minted and
+       puts the bare salt in its place, so the blocks are hashed once, already
+       salted. A request without a valid token -- from a route the boundary
+       never saw, or sent to the engine core directly -- is refused.
+
+    Both refuse with a ``VLLMValidationError``, which vLLM turns into that
+    request's error (HTTP 400) and nothing else.
     """
-    if not install_once("presalt"):
-        return
+    enclave_requests.check_engine_core_request(self, request)
+    scheduler: Any = getattr(self, "scheduler", None)
+    gate = getattr(scheduler, "pccguard_salt_gate", None)
+    if gate is None:
+        return original(self, request)
     from vllm.exceptions import VLLMValidationError
-    from vllm.v1.engine.core import EngineCore
 
     from pccguard.enforcement.tenancy.gate import refusal_message
     from pccguard.enforcement.tenancy.salts import TokenRefused
 
-    original = EngineCore.preprocess_add_request
+    try:
+        request.cache_salt = gate.admit(request.cache_salt)
+    except TokenRefused as exc:
+        scheduler.pccguard_count_refusal(exc.reason)
+        raise VLLMValidationError(refusal_message(exc), parameter="cache_salt") from None
+    built, wave = original(self, request)
+    built._pccguard_salted = True
+    return built, wave
 
-    @functools.wraps(original)
-    def preprocess_add_request(self: Any, request: Any) -> Any:
-        scheduler = getattr(self, "scheduler", None)
-        gate = getattr(scheduler, "pccguard_salt_gate", None)
-        if gate is None:
-            return original(self, request)
-        try:
-            request.cache_salt = gate.admit(request.cache_salt)
-        except TokenRefused as exc:
-            scheduler.pccguard_count_refusal(exc.reason)
-            raise VLLMValidationError(refusal_message(exc), parameter="cache_salt") from None
-        built, wave = original(self, request)
-        built._pccguard_salted = True
-        return built, wave
 
-    EngineCore.preprocess_add_request = preprocess_add_request  # type: ignore[method-assign]
+CONFIG = Hook(targets.CREATE_ENGINE_CONFIG, _create_engine_config, "AROUND")
+VALIDATE_PARAMS = Hook(targets.VALIDATE_PARAMS, enclave_requests.validate_params, "AROUND")
+MIDDLEWARE = Hook(targets.INIT_MIDDLEWARE, _init_middleware, "AROUND")
+PREPROCESS = Hook(targets.PREPROCESS_ADD_REQUEST, _preprocess_add_request, "AROUND")
+BUSY_LOOPS = (
+    Hook(targets.BUSY_LOOP, _run_busy_loop, "AROUND"),
+    Hook(targets.DP_BUSY_LOOP, _run_busy_loop, "AROUND"),
+)
+
+#: Every hook of the vLLM adapter, pinned to the release :mod:`.targets` was read from.
+TABLE = HookTable(
+    engine="vllm",
+    version=targets.VERSION,
+    hooks=(CONFIG, VALIDATE_PARAMS, MIDDLEWARE, PREPROCESS, *BUSY_LOOPS),
+)
+ENGINE_CORE_HOOKS = (PREPROCESS, *BUSY_LOOPS)
+
+
+def frontend_hooks() -> tuple[Hook, ...]:
+    """The hooks a frontend process must carry (the middleware only in the ``vllm serve`` API server)."""
+    return (CONFIG, VALIDATE_PARAMS, MIDDLEWARE) if _is_serve_process() else (CONFIG, VALIDATE_PARAMS)
+
+
+# ---------------------------------------------------------------------- install and prove
+
+
+def _pinned() -> None:
+    TABLE.require_version(version("vllm"))
+
+
+def install_config_hook() -> None:
+    _pinned()
+    install(TABLE, (CONFIG,))
+
+
+def install_middleware_hook() -> None:
+    """Only in the API server: importing vLLM's application elsewhere would cost a FastAPI import for nothing."""
+    if _is_serve_process():
+        _pinned()
+        install(TABLE, (MIDDLEWARE,))
+
+
+def install_frontend_check() -> None:
+    _pinned()
+    install(TABLE, (VALIDATE_PARAMS,))
+
+
+def install_engine_core_hooks() -> None:
+    _pinned()
+    install(TABLE, ENGINE_CORE_HOOKS)
+
+
+def verify_frontend() -> None:
+    """Refuse the start unless this frontend process carries every frontend hook."""
+    verify(TABLE, frontend_hooks())
+
+
+def verify_engine_core() -> None:
+    """Refuse the start unless this engine-core process carries every engine-core hook."""
+    verify(TABLE, ENGINE_CORE_HOOKS)
 
 
 def _plugin_enabled() -> bool:
@@ -198,10 +222,8 @@ def _plugin_enabled() -> bool:
 
 
 def install_all() -> None:
-    from pccguard.adapters.vllm.runtime.enclave_requests import install_enclave_request_checks
-
+    """Install every hook this process can carry (idempotent)."""
     install_config_hook()
+    install_frontend_check()
     install_middleware_hook()
-    install_busy_loop_hook()
-    install_presalt_hook()
-    install_enclave_request_checks()
+    install_engine_core_hooks()

@@ -21,24 +21,30 @@ from pccguard.enclave_runtime.plan import PrivacySpec
 from pccguard.enclave_runtime.vllm_executor import EXECUTOR_QUALNAME
 from pccguard.enclave_runtime.vllm_executor.settings import EnclaveSettings
 from pccguard.enforcement.config import PluginConfig
+from pccguard.facts.builder import qualname
 from pccguard.facts.model import DeploymentFacts, HybridPlan, Provenance
 
 #: Architectures the enclave runtime's decoder implements.
 SUPPORTED_ARCHITECTURES = frozenset({"LlamaForCausalLM"})
 
 
-def _qualname(obj: Any) -> str:
-    return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
+def _backend(engine_args: Any | None) -> Any:
+    """``--distributed-executor-backend`` as given (no engine arguments: the scheduler's own check)."""
+    return None if engine_args is None else engine_args.distributed_executor_backend
 
 
 def named_by_hand(engine_args: Any | None) -> bool:
     """The operator passed ``--distributed-executor-backend`` naming pccguard's executor."""
-    backend = getattr(engine_args, "distributed_executor_backend", None)
-    return backend is not None and _qualname(backend) == EXECUTOR_QUALNAME
+    backend = _backend(engine_args)
+    return backend is not None and qualname(backend) == EXECUTOR_QUALNAME
 
 
 def blockers(config: Any, engine_args: Any | None, facts: DeploymentFacts) -> list[str]:
-    """Why the enclave executor cannot serve this configuration (empty: it can)."""
+    """Why the enclave executor cannot serve this configuration (empty: it can).
+
+    The fields are read directly: a configuration without one (another vLLM
+    release) is an error that refuses the start, never "not parallel".
+    """
     reasons: list[str] = []
     if facts.model.private_adapters:
         # The executor serves the base model only; vLLM's adapters would run outside the enclave.
@@ -48,15 +54,15 @@ def blockers(config: Any, engine_args: Any | None, facts: DeploymentFacts) -> li
         reasons.append(f"architecture {sorted(architectures) or 'unknown'} is not a LLaMA decoder")
     par = config.parallel_config
     for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
-        if int(getattr(par, name, 1) or 1) != 1:
+        if int(getattr(par, name)) != 1:
             reasons.append(f"{name.replace('_', '-')} > 1")
-    if getattr(config, "speculative_config", None) is not None:
+    if config.speculative_config is not None:
         reasons.append("speculative decoding")
-    if getattr(config, "lora_config", None) is not None:
+    if config.lora_config is not None:
         reasons.append("vLLM-side LoRA")
-    backend = getattr(engine_args, "distributed_executor_backend", None)
+    backend = _backend(engine_args)
     if backend is not None and not named_by_hand(engine_args):
-        reasons.append(f"--distributed-executor-backend {_qualname(backend)} is set")
+        reasons.append(f"--distributed-executor-backend {qualname(backend)} is set")
     return reasons
 
 

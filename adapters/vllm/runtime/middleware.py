@@ -8,11 +8,14 @@ becomes a token minted for the identified tenant, so vLLM carries it untouched
 into the ``EngineCoreRequest``; the engine core opens it (``hooks``) and
 refuses any request without one, whatever route it came from.
 
-It also serves ``disable:cache_hit_metrics``: ``GET /metrics`` passes through
+It also serves ``close_privileged_endpoints`` (operator routes answer 403,
+:func:`admin_policy`) and ``disable:cache_hit_metrics``: ``GET /metrics`` passes through
 :func:`~pccguard.adapters.vllm.runtime.metrics_filter.drop_series`.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pccguard.adapters.vllm.routes import RESPONSE_STORE_PATHS, ROUTE_TABLE
 from pccguard.adapters.vllm.runtime.audit import audit_log
@@ -45,11 +48,21 @@ def vllm_policy(settings: PluginConfig) -> BoundaryPolicy:
         salt_in_body=True,
         keys=keys,
         record=_record,
-        # Multi-tenant: no tenant may reach an operator route (vLLM has no admin key to require).
-        admin="refuse" if settings.tenancy.mode == "multi" else "engine",
+        admin=admin_policy(settings),
         filters=filters,
         refused_paths=store,
     )
+
+
+def admin_policy(settings: PluginConfig) -> Literal["refuse", "engine"]:
+    """Operator routes (dev mode, elastic scaling, aborts by id) are refused unless nothing asks to close them.
+
+    vLLM has no admin key to require, so closing means refusing (403): always
+    when tenants share the server, and under ``close_privileged_endpoints``
+    (on by default) in a single-tenant one too.
+    """
+    closed = settings.tenancy.mode == "multi" or settings.mitigations.close_privileged_endpoints
+    return "refuse" if closed else "engine"
 
 
 def _response_store_on() -> bool:

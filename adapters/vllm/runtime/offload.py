@@ -6,8 +6,10 @@ scheduler-side manager (``CPUOffloadingManager``: which chunks exist, LRU,
 events) and replaces the worker with one that encrypts each chunk on store and
 authenticates it on load:
 
-* the key is generated when the worker starts and held only in this process,
-  so a restart makes everything offloaded before it unreadable;
+* chunks are sealed with the core's one format (``pccguard.enforcement.sealing``,
+  purpose ``vllm-offload``): the key is generated when the worker starts and
+  held only in this process, so a restart makes everything offloaded before it
+  unreadable;
 * every chunk is bound (associated data) to its tensor, its slot and a store
   counter kept in memory, so ciphertext moved between slots or replayed from
   an older store fails authentication;
@@ -24,17 +26,14 @@ a model with several groups is refused at worker start.
 from __future__ import annotations
 
 import logging
-import os
-import struct
 import threading
 import time
 from typing import Any
 
 import numpy as np
 import torch
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from vllm.v1.kv_offload.base import (
+    BlockIDsLoadStoreSpec,
     CanonicalKVCaches,
     GPULoadStoreSpec,
     LoadStoreSpec,
@@ -45,41 +44,15 @@ from vllm.v1.kv_offload.cpu.spec import CPUOffloadingSpec
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.enforcement.audit import AuditKind
+from pccguard.enforcement.sealing import OVERHEAD, Sealer, SealError
 
 logger = logging.getLogger("pccguard.vllm.offload")
-NONCE = 12
-TAG = 16
+#: The sealing purpose of host chunks: part of every chunk's associated data.
+PURPOSE = "vllm-offload"
 
 
-class OffloadIntegrityError(Exception):
-    """An offloaded chunk failed authentication (tampered, replayed, or from before a restart)."""
-
-
-class ChunkCipher:
-    """AES-256-GCM over host chunks; the key never leaves this object."""
-
-    def __init__(self) -> None:
-        self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
-        self._salt = os.urandom(8)  # distinguishes this process's nonces and associated data
-
-    def __repr__(self) -> str:
-        return "ChunkCipher(<key hidden>)"
-
-    def _aad(self, tensor_idx: int, chunk_id: int, version: int) -> bytes:
-        return self._salt + struct.pack("<IQQ", tensor_idx, chunk_id, version)
-
-    def seal(self, plaintext: Any, tensor_idx: int, chunk_id: int, version: int) -> tuple[bytes, bytes]:
-        """``(nonce, ciphertext+tag)``; ``plaintext`` is any bytes-like object (no copy is made of it)."""
-        nonce = os.urandom(NONCE)
-        return nonce, self._aead.encrypt(nonce, plaintext, self._aad(tensor_idx, chunk_id, version))
-
-    def open(self, sealed: Any, tensor_idx: int, chunk_id: int, version: int) -> bytes:
-        # One memcpy into bytes first: the library decrypts a strided buffer view an order of magnitude slower.
-        view = memoryview(sealed.tobytes() if hasattr(sealed, "tobytes") else bytes(sealed))
-        try:
-            return self._aead.decrypt(view[:NONCE], view[NONCE:], self._aad(tensor_idx, chunk_id, version))
-        except InvalidTag:
-            raise OffloadIntegrityError(f"offloaded chunk {chunk_id} failed authentication") from None
+class OffloadIntegrityError(SealError):
+    """An offloaded chunk cannot be trusted (tampered, replayed, never stored, or from before a restart)."""
 
 
 class EncryptedHostStore:
@@ -88,10 +61,8 @@ class EncryptedHostStore:
     def __init__(self, page_bytes: list[int], blocks_per_chunk: int, num_chunks: int) -> None:
         self.blocks_per_chunk = blocks_per_chunk
         self.plain_bytes = [p * blocks_per_chunk for p in page_bytes]
-        self.regions = [
-            torch.zeros((num_chunks, NONCE + n + TAG), dtype=torch.uint8) for n in self.plain_bytes
-        ]
-        self.cipher = ChunkCipher()
+        self.regions = [torch.zeros((num_chunks, n + OVERHEAD), dtype=torch.uint8) for n in self.plain_bytes]
+        self.cipher = Sealer(PURPOSE)
         self._versions: dict[tuple[int, int], int] = {}
         self._lock = threading.Lock()
 
@@ -99,19 +70,28 @@ class EncryptedHostStore:
         with self._lock:
             version = self._versions.get((tensor_idx, chunk_id), 0) + 1
             self._versions[(tensor_idx, chunk_id)] = version
-        nonce, sealed = self.cipher.seal(plaintext, tensor_idx, chunk_id, version)
-        slot = self.regions[tensor_idx][chunk_id].numpy()
-        slot[:NONCE] = np.frombuffer(nonce, dtype=np.uint8)
-        slot[NONCE:] = np.frombuffer(sealed, dtype=np.uint8)
+        # Sealed straight into the slot: context (tensor, chunk, version) is the slot and its store count.
+        self.cipher.seal_into(
+            self.regions[tensor_idx][chunk_id].numpy().data, plaintext, tensor_idx, chunk_id, version
+        )
 
     def read(self, tensor_idx: int, chunk_id: int) -> bytes:
         version = self._versions.get((tensor_idx, chunk_id))
         if version is None:
             raise OffloadIntegrityError(f"offloaded chunk {chunk_id} was never stored by this process")
-        return self.cipher.open(self.regions[tensor_idx][chunk_id].numpy(), tensor_idx, chunk_id, version)
+        return self.cipher.open(
+            self.regions[tensor_idx][chunk_id].numpy().data, tensor_idx, chunk_id, version
+        )
 
 
-class EncryptedOffloadingWorker(OffloadingWorker):
+def _block_ids(spec: LoadStoreSpec) -> Any:
+    """The host chunk indices of a transfer; a spec that names no block ids is refused, never guessed at."""
+    if not isinstance(spec, BlockIDsLoadStoreSpec):
+        raise TypeError(f"an offload transfer names {type(spec).__name__}, not host chunks")
+    return np.asarray(spec.block_ids, dtype=np.int64)
+
+
+class EncryptedOffloadingWorker(OffloadingWorker):  # type: ignore[misc]
     """Synchronous store/load between the paged KV tensors and the encrypted host store."""
 
     def __init__(self, kv_caches: CanonicalKVCaches, blocks_per_chunk: int, num_chunks: int) -> None:
@@ -132,7 +112,7 @@ class EncryptedOffloadingWorker(OffloadingWorker):
     def submit_store(self, job_id: int, src_spec: GPULoadStoreSpec, dst_spec: LoadStoreSpec) -> bool:
         started = time.perf_counter()
         gpu_ids = np.asarray(src_spec.block_ids, dtype=np.int64)
-        chunk_ids = np.asarray(dst_spec.block_ids, dtype=np.int64)
+        chunk_ids = _block_ids(dst_spec)
         bpc = self.blocks_per_chunk
         size = 0
         for c, chunk_id in enumerate(chunk_ids.tolist()):
@@ -153,13 +133,13 @@ class EncryptedOffloadingWorker(OffloadingWorker):
     ) -> bool:
         del expedited
         started = time.perf_counter()
-        chunk_ids = np.asarray(src_spec.block_ids, dtype=np.int64).tolist()
+        chunk_ids = _block_ids(src_spec).tolist()
         gpu_ids = np.asarray(dst_spec.block_ids, dtype=np.int64)
         bpc = self.blocks_per_chunk
         skip = int(dst_spec.block_indices[0]) % bpc if dst_spec.block_indices else 0
         try:  # authenticate everything before writing anything
             plains = [[self.store.read(t, int(c)) for t in range(len(self.tensors))] for c in chunk_ids]
-        except OffloadIntegrityError:
+        except SealError:  # the sealing format's one refusal, and ``OffloadIntegrityError`` (a kind of it)
             audit_log().emit(
                 AuditKind.OFFLOAD_INTEGRITY_FAILURE,
                 mitigation="encrypt_offload",
@@ -190,7 +170,7 @@ class EncryptedOffloadingWorker(OffloadingWorker):
         return  # transfers complete inside submit_*
 
 
-class EncryptedCPUOffloadingSpec(CPUOffloadingSpec):
+class EncryptedCPUOffloadingSpec(CPUOffloadingSpec):  # type: ignore[misc]
     """vLLM's CPU offloading spec with the encrypting worker."""
 
     def get_worker(self, kv_caches: CanonicalKVCaches) -> OffloadingWorker:

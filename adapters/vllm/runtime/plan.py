@@ -3,15 +3,15 @@
 The plugin never computes verdicts: it builds facts from the live configuration,
 says which mitigations it *can* install here, and lets ``decide_startup``
 choose and re-evaluate. A deny that remains refuses the start
-(``EnforcementError``), and so does any unexpected error in pccguard itself
-when the configured fail mode is ``closed``.
+(``EnforcementError``), and so does any error before the policy runs, and any
+error of the policy itself when the configured fail mode is ``closed``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from pccguard.adapters.vllm import IMPLEMENTED_MITIGATIONS
@@ -19,8 +19,11 @@ from pccguard.adapters.vllm.runtime import hybrid
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.enforcement.config import PluginConfig, load_plugin_config
 from pccguard.enforcement.decide import StartupDecision
-from pccguard.enforcement.startup import declared_facts, evaluate_startup, refuse_on_error
+from pccguard.enforcement.startup import declared_facts, evaluate_startup, refuse
+from pccguard.enforcement.tenancy.identity import TenantResolver
+from pccguard.errors import EnforcementError
 from pccguard.facts.model import DeploymentFacts
+from pccguard.policy.profiles import ProfileParams
 
 ENGINE = "vllm"
 #: Key of the plan inside ``VllmConfig.additional_config`` (it travels to the engine-core process).
@@ -58,15 +61,60 @@ class RuntimePlan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RuntimePlan:
+        """The plan as it reached this process; a malformed one refuses the start.
+
+        ``install`` must be given; an omitted setting takes its strict default
+        (multi-tenant, fail-closed). Nothing malformed is read as "nothing to
+        install", and an installed TTL without its lifetime is refused, never dropped.
+        """
+        try:
+            return cls._parse(data)
+        except (TypeError, ValueError) as exc:
+            raise EnforcementError(
+                f"pccguard refuses to start vllm: the plan in additional_config[{PLAN_KEY!r}] is malformed "
+                f"({exc})"
+            ) from None
+
+    @classmethod
+    def _parse(cls, data: Mapping[str, Any]) -> RuntimePlan:
+        if not isinstance(data, Mapping):
+            raise TypeError("not a mapping")
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        if "install" not in data:
+            raise ValueError("it has no install list")
+        install = _strings(data["install"], "install")
+        blocking = _strings(data.get("blocking", []), "blocking")
+        ttl = data.get("ttl_seconds")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl <= 0):
+            raise ValueError("ttl_seconds must be a positive number")
+        if "prefix_cache_ttl" in install and ttl is None:
+            raise ValueError("prefix_cache_ttl is installed without ttl_seconds")
+        tenancy_mode, fail_mode = data.get("tenancy_mode", "multi"), data.get("fail_mode", "closed")
+        if tenancy_mode not in ("single", "multi") or fail_mode not in ("closed", "open"):
+            raise ValueError("tenancy_mode must be single or multi, fail_mode closed or open")
+        max_age = data.get("salt_max_age", 600.0)
+        if isinstance(max_age, bool) or not isinstance(max_age, int | float) or max_age <= 0:
+            raise ValueError("salt_max_age must be a positive number")
+        enclave = data.get("enclave")
+        if enclave is not None and not isinstance(enclave, Mapping):
+            raise TypeError("enclave must be a mapping")
         return cls(
-            install=tuple(data.get("install", ())),
-            ttl_seconds=data.get("ttl_seconds"),
-            tenancy_mode=str(data.get("tenancy_mode", "multi")),
-            salt_max_age=float(data.get("salt_max_age", 600.0)),
-            fail_mode=str(data.get("fail_mode", "closed")),
-            blocking=tuple(data.get("blocking", ())),
-            enclave=dict(data["enclave"]) if data.get("enclave") else None,
+            install=install,
+            ttl_seconds=None if ttl is None else float(ttl),
+            tenancy_mode=tenancy_mode,
+            salt_max_age=float(max_age),
+            fail_mode=fail_mode,
+            blocking=blocking,
+            enclave=dict(enclave) if enclave else None,
         )
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{name} must be a list of strings")
+    return tuple(value)
 
 
 def offload_spec_name(config: Any) -> str | None:
@@ -106,6 +154,9 @@ def installable_mitigations(
     # The filter lives in the API server's middleware: only a serving process has both.
     if wanted.drop_cache_hit_metrics and metrics.enabled and frontend_serving:
         out.append(DROP_HIT_METRICS)
+    # vLLM has no admin key: the tenant boundary in the API server refuses every operator route.
+    if wanted.close_privileged_endpoints and frontend_serving:
+        out.append("close_privileged_endpoints")
     if hybrid.installable(config, engine_args, facts, settings):
         out.append(hybrid.MITIGATION)
     return [m for m in out if m in IMPLEMENTED_MITIGATIONS]
@@ -119,54 +170,64 @@ def decide(
     engine_args: Any | None = None,
     frontend: Any | None = None,
 ) -> tuple[RuntimePlan, StartupDecision]:
-    """Evaluate the live configuration; raise ``EnforcementError`` when the engine must not start."""
+    """Evaluate the live configuration; raise ``EnforcementError`` when the engine must not start.
+
+    Everything that can fail is done before the policy runs: the configuration,
+    the facts, the key file, and the partition plan the enclave executor would
+    run. An error there refuses the start whatever ``fail_mode`` says, because
+    no check ran at all. The rulebook is then evaluated twice (see
+    ``decide_startup``), the second time with the plan when the executor is chosen.
+    """
     from pccguard.adapters.vllm.facts import facts_from_config
 
     env = dict(os.environ if environ is None else environ)
     log = audit_log()
-    loaded: PluginConfig | None = settings
     try:
         loaded = settings or load_plugin_config(env)
         facts = facts_from_config(config, environ=env, engine_args=engine_args, frontend=frontend, live=True)
         facts = declared_facts(facts, loaded)
+        TenantResolver(loaded.tenancy)  # a malformed API key file refuses the start, in every process
         installable = installable_mitigations(
             config, facts, loaded, engine_args, frontend_serving=frontend is not None
         )
         # The enclave executor is expensive: installed when a rule asks for it or named by hand.
         always = [m for m in installable if m != hybrid.MITIGATION or hybrid.named_by_hand(engine_args)]
         enclave = hybrid.enclave_settings(facts, loaded)
+        # PCC-E-011 judges the plan the executor will run, in the same evaluation as the mitigations.
+        planned = (
+            hybrid.with_plan_facts(facts, enclave, config.model_config.hf_config.num_hidden_layers)
+            if hybrid.MITIGATION in installable
+            else facts
+        )
     except Exception as exc:  # fail-closed: a broken pccguard never lets an engine start unchecked
-        refuse_on_error(ENGINE, loaded, log, exc)
-        return RuntimePlan(fail_mode="open"), _empty_decision()
-    settings = loaded
-    decision = evaluate_startup(ENGINE, facts, installable, settings, log, always=always)
-    if decision is not None and hybrid.MITIGATION in decision.install:
-        # Judge the plan the executor will run too (PCC-E-011), with the same mitigations.
-        try:
-            planned = hybrid.with_plan_facts(facts, enclave, config.model_config.hf_config.num_hidden_layers)
-        except Exception as exc:
-            refuse_on_error(ENGINE, settings, log, exc)
-            return RuntimePlan(fail_mode="open"), _empty_decision()
-        decision = evaluate_startup(ENGINE, planned, decision.install, settings, log, always=decision.install)
+        refuse(ENGINE, log, exc)
+
+    def chosen_facts(install: Sequence[str]) -> DeploymentFacts:
+        return planned if hybrid.MITIGATION in install else facts
+
+    decision = evaluate_startup(
+        ENGINE, facts, installable, loaded, log, always=always, chosen_facts=chosen_facts
+    )
     if decision is None:  # fail_mode: open, and the check itself failed
         return RuntimePlan(fail_mode="open"), _empty_decision()
     plan = RuntimePlan(
         install=tuple(decision.install),
-        ttl_seconds=settings.mitigations.prefix_cache_ttl_seconds
+        ttl_seconds=loaded.mitigations.prefix_cache_ttl_seconds
         if "prefix_cache_ttl" in decision.install
         else None,
-        tenancy_mode=settings.tenancy.mode,
-        salt_max_age=settings.tenancy.salt_token_max_age_seconds,
-        fail_mode=settings.fail_mode,
+        tenancy_mode=loaded.tenancy.mode,
+        salt_max_age=loaded.tenancy.salt_token_max_age_seconds,
+        fail_mode=loaded.fail_mode,
         enclave=enclave.to_dict() if hybrid.MITIGATION in decision.install else None,
     )
     return plan, decision
 
 
 def _empty_decision() -> StartupDecision:
+    """What ``fail_mode: open`` runs under when the check failed: nothing evaluated, nothing installed."""
     from pccguard.evaluation.results import Report
 
     report = Report(
         tool={"name": "pccguard"}, deployment={}, profile="none", engine="none", results=[], requirements=[]
     )
-    return StartupDecision(report=report, install=[], blocking=[])
+    return StartupDecision(report=report, install=[], blocking=[], params=ProfileParams())

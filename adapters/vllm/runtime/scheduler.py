@@ -16,25 +16,21 @@ Everything else is vLLM's code. The subclass
 from __future__ import annotations
 
 import threading
-import time
-from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.scheduler import Scheduler
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
+from pccguard.adapters.vllm.runtime.hooks import verify_engine_core
 from pccguard.adapters.vllm.runtime.plan import KEYS_ATTR, PLAN_KEY, RuntimePlan, decide
 from pccguard.adapters.vllm.runtime.scrub import ScrubTracker
 from pccguard.adapters.vllm.runtime.ttl import PrefixTTL
-from pccguard.enforcement.audit import AuditKind
+from pccguard.enforcement.audit import AuditAggregator, AuditKind
 from pccguard.enforcement.tenancy.gate import SaltGate
 from pccguard.enforcement.tenancy.salts import adopt_process_keys, isolated_salt
 from pccguard.errors import EnforcementError
-
-#: Seconds between audit records of per-request and per-block actions while the engine is busy.
-AUDIT_INTERVAL = 1.0
 
 
 def plan_from_config(vllm_config: Any) -> RuntimePlan:
@@ -55,12 +51,15 @@ class PccguardSchedulerMixin:
     pccguard_salt_gate: SaltGate | None
 
     def _pccguard_setup(self, vllm_config: Any) -> None:
+        # The engine core builds its scheduler: prove here, in the process that serves, that the
+        # engine-core hooks took (the salt gate and the idle waker depend on them).
+        verify_engine_core()
         plan = plan_from_config(vllm_config)
         self.pccguard_plan = plan
         self._pccguard_waker: Callable[[], None] | None = None
         self._pccguard_timer: threading.Timer | None = None
-        self._pccguard_counts: Counter[tuple[AuditKind, str, str]] = Counter()
-        self._pccguard_next_flush = 0.0
+        #: Salted requests, scrubbed blocks, refusals: counted on the hot path, emitted at the shared audit rate.
+        self.pccguard_audit = AuditAggregator(audit_log)
         pool = self.kv_cache_manager.block_pool  # type: ignore[attr-defined]
         log = audit_log()
         self.pccguard_scrub = ScrubTracker(pool) if plan.has("scrub_freed_kv") else None
@@ -74,46 +73,32 @@ class PccguardSchedulerMixin:
     # ------------------------------------------------------------------ requests
 
     def add_request(self, request: Any) -> None:
-        counts = self._pccguard_counts
+        count = self.pccguard_audit.count
         if self.pccguard_salt_gate is not None:
             if getattr(request, "_pccguard_salted", False):
-                counts[(AuditKind.CACHE_SALT_APPLIED, "tenant_cache_salt", "tenant")] += 1
+                count(AuditKind.CACHE_SALT_APPLIED, "tenant_cache_salt", reason="tenant")
             else:
                 # Not admitted by the engine core's gate (``hooks``): a salt nobody else has, so it shares nothing.
                 request.cache_salt = isolated_salt()
                 if getattr(request, "_block_hasher", None) is not None:
                     request.block_hashes = []
                     request.update_block_hashes()
-                counts[(AuditKind.CACHE_SALT_APPLIED, "tenant_cache_salt", "isolated")] += 1
+                count(AuditKind.CACHE_SALT_APPLIED, "tenant_cache_salt", reason="isolated")
         if self.pccguard_plan.has("server_side_priority") and getattr(request, "priority", 0) != 0:
             request.priority = 0
-            counts[(AuditKind.PRIORITY_OVERRIDDEN, "server_side_priority", "client_priority_ignored")] += 1
+            count(AuditKind.PRIORITY_OVERRIDDEN, "server_side_priority", reason="client_priority_ignored")
         super().add_request(request)  # type: ignore[misc]
 
     # ------------------------------------------------------------------ scheduling
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         self._pccguard_expire()
-        if self._pccguard_counts and time.monotonic() >= self._pccguard_next_flush:
-            self.pccguard_flush_audit()
+        self.pccguard_audit.maybe_flush()
         return super().schedule(*args, **kwargs)  # type: ignore[misc]
 
     def pccguard_count_refusal(self, reason: str) -> None:
         """Count a request the engine core's salt gate refused (``reason`` is a short code)."""
-        self._pccguard_counts[(AuditKind.REQUEST_REFUSED, "tenant_cache_salt", f"salt_{reason}")] += 1
-
-    def pccguard_flush_audit(self) -> None:
-        """Emit the accumulated counts: one event per (kind, mitigation, reason), at most every
-        ``AUDIT_INTERVAL`` seconds while busy and whenever the engine goes idle. The audit
-        counters stay exact; only the number of records is bounded."""
-        self._pccguard_next_flush = time.monotonic() + AUDIT_INTERVAL
-        if not self._pccguard_counts:
-            return
-        log = audit_log()
-        counts, self._pccguard_counts = self._pccguard_counts, Counter()
-        for (kind, mitigation, reason), count in sorted(counts.items()):
-            unit = "blocks" if kind in (AuditKind.KV_SCRUBBED, AuditKind.PREFIX_EXPIRED) else "requests"
-            log.emit(kind, mitigation=mitigation, count=count, unit=unit, reason=reason)
+        self.pccguard_audit.count(AuditKind.REQUEST_REFUSED, "tenant_cache_salt", reason=f"salt_{reason}")
 
     def _pccguard_expire(self) -> None:
         ttl = self.pccguard_ttl
@@ -126,15 +111,16 @@ class PccguardSchedulerMixin:
             )
 
     def _get_new_block_ids_to_zero(self) -> list[int] | None:
-        own = super()._get_new_block_ids_to_zero()  # type: ignore[misc]
+        own: list[int] | None = super()._get_new_block_ids_to_zero()  # type: ignore[misc]
         if self.pccguard_scrub is None:
             return own
         ids, reasons = self.pccguard_scrub.drain()
         if not ids:
             return own
-        counts = self._pccguard_counts
-        for reason, count in reasons.items():
-            counts[(AuditKind.KV_SCRUBBED, "scrub_freed_kv", reason)] += count
+        for reason, n in reasons.items():
+            self.pccguard_audit.count(
+                AuditKind.KV_SCRUBBED, "scrub_freed_kv", n, unit="blocks", reason=reason
+            )
         if own:
             seen = set(ids)
             ids += [i for i in own if i not in seen]
@@ -148,8 +134,7 @@ class PccguardSchedulerMixin:
         if self.pccguard_ttl is not None and self.pccguard_ttl.expired_pending():
             return True
         # Going idle: nothing stays unaudited, and the next expiry will wake the engine.
-        if self._pccguard_counts:
-            self.pccguard_flush_audit()
+        self.pccguard_audit.flush()
         self._pccguard_arm_timer()
         return False
 
@@ -197,11 +182,11 @@ def _salt_gate(vllm_config: Any, plan: RuntimePlan) -> SaltGate:
             "pccguard refuses to start vllm: tenant_cache_salt is planned but no salt keys reached the engine "
             "core (the configuration was not built through pccguard's hook)"
         )
-    mode = "single" if plan.tenancy_mode == "single" else "multi"
+    mode: Literal["single", "multi"] = "single" if plan.tenancy_mode == "single" else "multi"
     return SaltGate(keys=adopt_process_keys(keys), mode=mode, max_age=plan.salt_max_age)
 
 
-class PccguardScheduler(PccguardSchedulerMixin, Scheduler):
+class PccguardScheduler(PccguardSchedulerMixin, Scheduler):  # type: ignore[misc]
     """vLLM's ``Scheduler`` with pccguard's mitigations."""
 
     def __init__(self, vllm_config: Any, *args: Any, **kwargs: Any) -> None:
@@ -209,7 +194,7 @@ class PccguardScheduler(PccguardSchedulerMixin, Scheduler):
         self._pccguard_setup(vllm_config)
 
 
-class PccguardAsyncScheduler(PccguardSchedulerMixin, AsyncScheduler):
+class PccguardAsyncScheduler(PccguardSchedulerMixin, AsyncScheduler):  # type: ignore[misc]
     """vLLM's ``AsyncScheduler`` (async scheduling, the CUDA default) with pccguard's mitigations."""
 
     def __init__(self, vllm_config: Any, *args: Any, **kwargs: Any) -> None:

@@ -2,8 +2,8 @@
 
 vLLM's ``BlockPool`` returns a freed block to the free queue with its KV
 values intact; the next request (any tenant) is handed the block as is. This
-tracker wraps *one* scheduler's block pool (instance attributes, nothing
-class-wide) and queues a block for zeroing when:
+tracker subscribes to *one* scheduler's block pool (``block_events``) and
+queues a block for zeroing when:
 
 * it is freed and not kept as a prefix-cache entry (finish, abort, preemption);
 * it is evicted from the prefix cache while nobody holds it (``evict_blocks``:
@@ -19,11 +19,16 @@ worker zeroes at the start of its next step, before the model writes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any
 
+from .block_events import BlockEvents, BlockSubscriber
 
-class ScrubTracker:
+_id_of = attrgetter("block_id")
+
+
+class ScrubTracker(BlockSubscriber):
     """Not thread-safe by design: vLLM's scheduler and its block pool live on the engine-core thread."""
 
     def __init__(self, pool: Any) -> None:
@@ -31,41 +36,19 @@ class ScrubTracker:
         self._pending: dict[int, None] = {}  # insertion-ordered set
         self._dirty: set[int] = set()
         self._reasons: Counter[str] = Counter()
-        self._install()
+        BlockEvents.of(pool).subscribe(self)
 
-    # ----------------------------------------------------------------- wrapping
+    def on_freed(self, blocks: Sequence[Any]) -> None:
+        self._after_free(blocks)
 
-    def _install(self) -> None:
-        pool = self.pool
-        free_blocks = pool.free_blocks
-        evict_blocks = pool.evict_blocks
-        get_new_blocks = pool.get_new_blocks
-        reset = pool.reset_prefix_cache
+    def on_evicted(self, block_ids: Iterable[int]) -> None:
+        self.mark_evicted(block_ids, "evict")
 
-        def free_wrapper(ordered_blocks: Iterable[Any]) -> None:
-            blocks = list(ordered_blocks)
-            free_blocks(blocks)
-            self._after_free(blocks)
+    def on_allocated(self, blocks: Sequence[Any]) -> None:
+        self._after_allocate(blocks)
 
-        def evict_wrapper(block_ids: set[int]) -> None:
-            evict_blocks(block_ids)
-            self.mark_evicted(block_ids, "evict")
-
-        def get_wrapper(num_blocks: int) -> list[Any]:
-            blocks = get_new_blocks(num_blocks)
-            self._after_allocate(blocks)
-            return blocks
-
-        def reset_wrapper() -> bool:
-            ok = bool(reset())
-            if ok:
-                self._after_reset()
-            return ok
-
-        pool.free_blocks = free_wrapper
-        pool.evict_blocks = evict_wrapper
-        pool.get_new_blocks = get_wrapper
-        pool.reset_prefix_cache = reset_wrapper
+    def on_reset(self) -> None:
+        self._after_reset()
 
     # ----------------------------------------------------------------- events
 
@@ -75,7 +58,10 @@ class ScrubTracker:
             self._pending[block_id] = None
             self._reasons[reason] += 1
 
-    def _after_free(self, blocks: list[Any]) -> None:
+    # The two hot paths below run on every free and allocation: per block they do one attribute
+    # test and leave the rest to C-level set and dict operations.
+
+    def _after_free(self, blocks: Sequence[Any]) -> None:
         pool = self.pool
         freed = [
             block.block_id
@@ -88,21 +74,21 @@ class ScrubTracker:
         if freed:
             self._dirty.difference_update(freed)
             pending = self._pending
-            new = [i for i in freed if i not in pending]
-            pending.update(dict.fromkeys(new))
-            self._reasons["free"] += len(new)
+            before = len(pending)
+            pending.update(dict.fromkeys(freed))
+            self._reasons["free"] += len(pending) - before
 
-    def _after_allocate(self, blocks: list[Any]) -> None:
-        ids = [block.block_id for block in blocks]
+    def _after_allocate(self, blocks: Sequence[Any]) -> None:
+        ids = list(map(_id_of, blocks))
         dirty = self._dirty
         # Still holding data: a cached block LRU-evicted by this allocation (or anything no path
         # above scrubbed). Zeroed at the start of this step, before the new owner writes.
         stale = dirty.intersection(ids)
         if stale:
             pending = self._pending
-            new = [i for i in stale if i not in pending]
-            pending.update(dict.fromkeys(new))
-            self._reasons["evict"] += len(new)
+            before = len(pending)
+            pending.update(dict.fromkeys(stale))
+            self._reasons["evict"] += len(pending) - before
         dirty.update(ids)
 
     def _after_reset(self) -> None:

@@ -2,100 +2,105 @@
 
 vLLM keeps a finished request's full blocks as prefix-cache entries until LRU
 pressure evicts them, which may be never on a quiet server. This tracker
-records when each block became a cache entry (wrapping the pool's
-``cache_full_blocks`` and ``cache_partial_block``, once per request and step,
-not per block) and evicts the entries older than the TTL through the pool's
-own ``evict_blocks``. Age counts from the first caching, not the last hit: a
-popular prefix still expires. A block that lost its entry in between (LRU
-eviction, reset) is recognised by its changed hash and skipped.
+records when blocks became cache entries (the ``cached`` events of the pool's
+observer, ``block_events``: once per request and step, not per block) and
+evicts the entries older than the TTL through the pool's own ``evict_blocks``
+-- which the observer publishes to the scrubber, whichever of the two was
+built first.
+
+Each event is kept as one batch -- its time, its blocks and the hash each one
+was cached with, captured by a C-level ``map`` -- because the hot path must
+not pay a Python loop per block. At a sweep, a block of an expired batch is
+evicted only if it still holds the hash of that batch: one that lost its entry
+in between (LRU eviction, reset) or was re-cached under another hash is
+skipped, and its newer batch decides. Age counts from the first caching, not
+the last hit, so a popular prefix still expires. A block evicted and later
+cached again with the very same content expires by its older batch: early,
+never late, so no entry outlives the TTL. Batches whose blocks have moved on
+are compacted away once the entries kept exceed twice the pool's blocks, so
+memory stays bounded by the pool, not by the request rate.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
+from .block_events import BlockEvents, BlockSubscriber
 
-class PrefixTTL:
-    def __init__(self, pool: Any, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+_hash_of = attrgetter("block_hash")
+
+
+class PrefixTTL(BlockSubscriber):
+    def __init__(
+        self,
+        pool: Any,
+        ttl_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        compact_above: int | None = None,
+    ) -> None:
         self.pool = pool
         self.ttl = float(ttl_seconds)
         self.clock = clock
-        self._born: dict[int, tuple[float, Any]] = {}  # block id -> (cached at, hash); insertion = time order
-        self._install()
+        #: (cached at, blocks, their hashes then), oldest first: events arrive in time order.
+        self._batches: deque[tuple[float, Sequence[Any], list[Any]]] = deque()
+        self._entries = 0
+        self._limit = compact_above if compact_above is not None else max(2 * len(pool.blocks), 1024)
+        BlockEvents.of(pool).subscribe(self)
 
-    def _record(self, blocks: Any) -> None:
-        now = self.clock()
-        born = self._born
-        for block in blocks:
-            current = block.block_hash
-            if current is None:
-                continue
-            seen = born.get(block.block_id)
-            if seen is not None and seen[1] == current:
-                continue
-            if seen is not None:
-                del born[block.block_id]  # re-cached under a new hash: moves to the end
-            born[block.block_id] = (now, current)
+    def on_cached(self, blocks: Sequence[Any]) -> None:
+        self._batches.append((self.clock(), blocks, list(map(_hash_of, blocks))))
+        self._entries += len(blocks)
+        if self._entries > self._limit:
+            self._compact()
 
-    def _install(self) -> None:
-        pool = self.pool
-        cache_full = pool.cache_full_blocks
-        cache_partial = pool.cache_partial_block
-        reset = pool.reset_prefix_cache
+    def on_reset(self) -> None:
+        self._batches.clear()
+        self._entries = 0
 
-        def full_wrapper(
-            request: Any,
-            blocks: list[Any],
-            num_cached_blocks: int,
-            num_full_blocks: int,
-            *args: Any,
-            **kwargs: Any,
-        ) -> None:
-            cache_full(request, blocks, num_cached_blocks, num_full_blocks, *args, **kwargs)
-            if num_full_blocks > num_cached_blocks:
-                self._record(blocks[num_cached_blocks:num_full_blocks])
+    @property
+    def entries(self) -> int:
+        """How many (block, hash) entries are kept: bounded by compaction, not by the request rate."""
+        return self._entries
 
-        def partial_wrapper(request: Any, block: Any, *args: Any, **kwargs: Any) -> Any:
-            out = cache_partial(request, block, *args, **kwargs)
-            self._record((block,))
-            return out
-
-        def reset_wrapper() -> bool:
-            ok = bool(reset())
-            if ok:
-                self._born.clear()
-            return ok
-
-        pool.cache_full_blocks = full_wrapper
-        pool.cache_partial_block = partial_wrapper
-        pool.reset_prefix_cache = reset_wrapper
+    def _compact(self) -> None:
+        """Drop the entries whose block no longer holds the hash they were cached with (amortised O(1))."""
+        kept: deque[tuple[float, Sequence[Any], list[Any]]] = deque()
+        entries = 0
+        for born, blocks, hashes in self._batches:
+            live = [
+                (b, h) for b, h in zip(blocks, hashes, strict=True) if h is not None and b.block_hash == h
+            ]
+            if live:
+                kept.append((born, [b for b, _ in live], [h for _, h in live]))
+                entries += len(live)
+        self._batches, self._entries = kept, entries
+        self._limit = max(self._limit, 2 * entries)
 
     def next_expiry(self) -> float | None:
-        """Clock time at which the oldest entry expires, or None when nothing is cached."""
-        for born, _ in self._born.values():
-            return born + self.ttl
-        return None
+        """Clock time at which the oldest batch expires, or None when nothing was cached since the last sweep."""
+        return self._batches[0][0] + self.ttl if self._batches else None
 
     def expired_pending(self) -> bool:
-        expiry = self.next_expiry()
-        return expiry is not None and self.clock() >= expiry
+        batches = self._batches
+        return bool(batches) and self.clock() - batches[0][0] >= self.ttl
 
     def sweep(self) -> list[int]:
         """Evict every entry older than the TTL that still holds the hash it was cached with."""
         now = self.clock()
-        expired: list[int] = []
-        stale: list[int] = []
-        blocks = self.pool.blocks
-        for block_id, (born, block_hash) in self._born.items():
-            if now - born < self.ttl:
-                break
-            stale.append(block_id)
-            if blocks[block_id].block_hash == block_hash:
-                expired.append(block_id)
-        for block_id in stale:
-            del self._born[block_id]
-        if expired:
-            self.pool.evict_blocks(set(expired))
-        return expired
+        expired: dict[int, None] = {}  # insertion-ordered set of block ids
+        batches = self._batches
+        while batches and now - batches[0][0] >= self.ttl:
+            _, blocks, hashes = batches.popleft()
+            self._entries -= len(blocks)
+            for block, cached_hash in zip(blocks, hashes, strict=True):
+                if cached_hash is not None and block.block_hash == cached_hash:
+                    expired[block.block_id] = None
+        ids = list(expired)
+        if ids:
+            self.pool.evict_blocks(set(ids))
+        return ids

@@ -7,6 +7,8 @@ pccguard replaces it in two steps, with one key set generated at start:
   over typed, length-prefixed fields. The kind of identity (a tenant today;
   adapters, multimodal inputs and models share the encoding) is part of the
   input, so a tenant called like an adapter can never collide with it.
+  Audit pseudonyms (``t_`` + 16 hex) are the same construction under their
+  own domain: stable per tenant within a key set, unrelated to any salt.
 * **carry** -- the ingress mints a token binding that salt to an issue time and
   a fresh nonce under a second key (an HMAC tag). The engine core accepts a
   request only with a valid, unexpired token and replaces it with the bare
@@ -36,6 +38,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 #: Prefix of a derived salt (what the engine hashes with).
 SALT_PREFIX = "pcs1-"
+#: Prefix of a tenant's audit pseudonym (what audit events name a tenant by).
+PSEUDONYM_PREFIX = "t_"
 #: Prefix of a minted token (what travels from the ingress to the engine core).
 TOKEN_PREFIX = "pcm1."
 #: Default lifetime of a minted token: long enough for queueing and beam search, short enough to bound replay.
@@ -45,7 +49,9 @@ CLOCK_SKEW_S = 5.0
 
 _DOMAIN_SALT = b"pccguard.salt.v1"
 _DOMAIN_TOKEN = b"pccguard.salt-token.v1"
+_DOMAIN_PSEUDONYM = b"pccguard.audit-pseudonym.v1"
 _SALT_BYTES = 16
+_PSEUDONYM_BYTES = 8
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _TOKEN_RE = re.compile(
@@ -114,16 +120,30 @@ class SaltKeys:
 
     def salt(self, kind: SaltKind, value: str, *more: tuple[SaltKind, str]) -> str:
         """The salt for an identity, e.g. ``salt(SaltKind.TENANT, "alice")``."""
-        fields: list[bytes] = []
-        for k, v in ((kind, value), *more):
-            if not isinstance(v, str) or not v:
-                raise ValueError(f"a {SaltKind(k).value} identity must be a non-empty string")
-            fields += [SaltKind(k).value.encode("ascii"), v.encode("utf-8")]
-        digest = hmac.new(self._salt, encode_fields(_DOMAIN_SALT, fields), sha256).digest()
-        return SALT_PREFIX + digest[:_SALT_BYTES].hex()
+        return SALT_PREFIX + self._derive(_DOMAIN_SALT, ((kind, value), *more))[:_SALT_BYTES].hex()
 
     def tenant_salt(self, tenant: str) -> str:
         return self.salt(SaltKind.TENANT, tenant)
+
+    def tenant_pseudonym(self, tenant: str) -> str:
+        """The name audit events give ``tenant``: the salt derivation under the pseudonym domain.
+
+        The domain is the first length-prefixed field, so no pseudonym input equals a salt
+        input; an HMAC output reveals nothing of another, so a pseudonym tells nothing of
+        the tenant's salt.
+        """
+        return (
+            PSEUDONYM_PREFIX
+            + self._derive(_DOMAIN_PSEUDONYM, ((SaltKind.TENANT, tenant),))[:_PSEUDONYM_BYTES].hex()
+        )
+
+    def _derive(self, domain: bytes, identities: tuple[tuple[SaltKind, str], ...]) -> bytes:
+        fields: list[bytes] = []
+        for k, v in identities:
+            if not isinstance(v, str) or not v:
+                raise ValueError(f"a {SaltKind(k).value} identity must be a non-empty string")
+            fields += [SaltKind(k).value.encode("ascii"), v.encode("utf-8")]
+        return hmac.new(self._salt, encode_fields(domain, fields), sha256).digest()
 
     # ------------------------------------------------------------------ carry
 

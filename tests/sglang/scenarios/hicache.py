@@ -3,7 +3,7 @@
 The same KV page (a recognisable canary) is written through SGLang's
 ``HiCacheFile`` and through pccguard's ``EncryptedHiCacheStorage`` (created by
 SGLang's own dynamic backend factory); the scenario looks for the plaintext in
-the files, reads the page back, and tampers with a stored page.
+the files, reads the page back, and tampers with and truncates a stored page.
 """
 
 from __future__ import annotations
@@ -62,18 +62,28 @@ def main() -> None:
         back = torch.zeros(64, dtype=torch.float32)
         read = store.get("page-0", back)
         roundtrip = read is not None and bool(torch.equal(back, page))
-        tampered = None
+        tampered = truncated = audited = None
         if dynamic and files:
-            data = bytearray(files[0].read_bytes())
+            from pccguard.adapters.sglang.runtime.state import STATE
+
+            sealed = files[0].read_bytes()
+            data = bytearray(sealed)
             data[20] ^= 0xFF
             files[0].write_bytes(bytes(data))
             tampered = store.get("page-0", torch.zeros(64, dtype=torch.float32)) is None
+            files[0].write_bytes(sealed[:20])  # shorter than a nonce and a tag
+            truncated = store.get("page-0", torch.zeros(64, dtype=torch.float32)) is None
+            files[0].write_bytes(sealed)  # positive control: the untouched page still reads back
+            truncated = truncated and store.get("page-0", torch.zeros(64, dtype=torch.float32)) is not None
+            audited = STATE.counters().get("offload_integrity_failure/encrypt_offload", 0)
         result[name] = {
             "stored": bool(ok),
             "files": len(files),
             "plaintext_on_disk": plaintext_on_disk,
             "roundtrip": roundtrip,
             "tamper_rejected": tampered,
+            "truncated_rejected": truncated,
+            "integrity_failures_audited": audited,
             "class": type(store).__name__,
         }
     report(result)

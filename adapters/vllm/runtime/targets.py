@@ -1,0 +1,25 @@
+"""The version-pinned table of vLLM 0.33.0 hook targets.
+
+vLLM's internals move between releases, so every function pccguard wraps is
+named here once, grouped by the process that must carry the hook when it
+serves: the frontend (API server or ``LLM`` process) and the engine core. The
+start is refused when a target is missing or was not patched
+(``pccguard.enforcement.patching``).
+"""
+
+from __future__ import annotations
+
+#: The vLLM release these names were read from.
+VERSION = "0.33.0"
+
+# Frontend: where the configuration is resolved and requests are validated and routed.
+CREATE_ENGINE_CONFIG = "vllm.engine.arg_utils.EngineArgs.create_engine_config"
+VALIDATE_PARAMS = "vllm.v1.engine.input_processor.InputProcessor._validate_params"
+#: The binding ``build_app`` calls (``app`` imports it from ``vllm.entrypoints.serve.middleware.register``).
+INIT_MIDDLEWARE = "vllm.entrypoints.launchers.app.init_entrypoints_middleware"
+
+# Engine core: where requests become ``Request`` objects and the busy loop runs.
+PREPROCESS_ADD_REQUEST = "vllm.v1.engine.core.EngineCore.preprocess_add_request"
+BUSY_LOOP = "vllm.v1.engine.core.EngineCoreProc.run_busy_loop"
+#: The data-parallel engine core has a busy loop of its own.
+DP_BUSY_LOOP = "vllm.v1.engine.core.DPEngineCoreProc.run_busy_loop"

@@ -1,0 +1,129 @@
+"""The patching helper on real Python objects: a patch that took is proven, every kind of loss is refused."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pccguard.enforcement.patching import Hook, HookTable, install, is_patched, verify
+from pccguard.errors import EnforcementError
+
+MODULE = "pccguard_patching_target"
+
+
+class Service:
+    def handle(self, value: int) -> int:
+        return value + 1
+
+    @classmethod
+    def build(cls, value: int) -> int:
+        return value * 10
+
+
+def around(original: Any, *args: Any, **kwargs: Any) -> Any:
+    return original(*args, **kwargs) * 2
+
+
+def before(self: Any, value: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (self, value + 100), {}
+
+
+@pytest.fixture
+def module() -> Iterator[types.ModuleType]:
+    """A fresh importable module with a class whose methods the tests patch."""
+    mod = types.ModuleType(MODULE)
+    cls = type("Service", (), {"handle": Service.__dict__["handle"], "build": Service.__dict__["build"]})
+    mod.Service = cls  # type: ignore[attr-defined]
+    sys.modules[MODULE] = mod
+    yield mod
+    del sys.modules[MODULE]
+
+
+def _table(*hooks: Hook) -> HookTable:
+    return HookTable(engine="testengine", version="1.0", hooks=hooks)
+
+
+HANDLE = f"{MODULE}.Service.handle"
+BUILD = f"{MODULE}.Service.build"
+
+
+def test_a_patch_that_took_passes_and_runs(module: Any) -> None:
+    table = _table(Hook(HANDLE, around, "AROUND"), Hook(BUILD, around, "AROUND"))
+    assert module.Service().handle(1) == 2 and not is_patched(HANDLE, around)  # control: unpatched
+    with pytest.raises(EnforcementError, match=r"hooks not applied to .*Service\.handle"):
+        verify(table)
+    install(table)
+    install(table)  # idempotent: wrapped once
+    verify(table)
+    assert module.Service().handle(1) == 4
+    assert module.Service.build(1) == 20, "a classmethod stays a classmethod"
+    assert not hasattr(module.Service.__dict__["handle"].__wrapped__, "__wrapped__")
+
+
+def test_before_kind_rewrites_arguments(module: Any) -> None:
+    install(_table(Hook(HANDLE, before, "BEFORE")))
+    assert module.Service().handle(1) == 102
+
+
+def test_a_wrapper_on_top_of_ours_keeps_the_proof(module: Any) -> None:
+    table = _table(Hook(HANDLE, around, "AROUND"))
+    install(table)
+    ours = module.Service.handle
+
+    def theirs(self: Any, value: int) -> int:
+        return int(ours(self, value))
+
+    theirs.__wrapped__ = ours  # type: ignore[attr-defined]
+    module.Service.handle = theirs
+    verify(table)
+
+
+def test_a_patch_replaced_by_someone_else_is_refused(module: Any) -> None:
+    table = _table(Hook(HANDLE, around, "AROUND"))
+    install(table)
+    verify(table)  # positive control
+    module.Service.handle = lambda self, value: value
+    with pytest.raises(EnforcementError, match=r"refuses to start testengine: hooks not applied to .*handle"):
+        verify(table)
+
+
+def test_a_removed_target_is_refused(module: Any) -> None:
+    table = _table(Hook(HANDLE, around, "AROUND"))
+    install(table)
+    verify(table)  # positive control
+    del module.Service.handle
+    with pytest.raises(EnforcementError, match=r"hook targets missing: .*Service\.handle"):
+        verify(table)
+    with pytest.raises(EnforcementError, match=r"hook target missing: .*Service\.handle not found"):
+        install(table)
+
+
+def test_a_missing_module_is_refused(module: Any) -> None:
+    table = _table(Hook("pccguard_no_such_module.thing.attr", around, "AROUND"))
+    with pytest.raises(EnforcementError, match="hook target missing: module of pccguard_no_such_module"):
+        install(table)
+    with pytest.raises(EnforcementError, match="hook targets missing: pccguard_no_such_module"):
+        verify(table)
+    install(_table(Hook(HANDLE, around, "AROUND")))  # positive control: an existing module installs
+
+
+def test_a_missing_class_is_refused(module: Any) -> None:
+    with pytest.raises(EnforcementError, match=f"{MODULE}.Gone not found"):
+        install(_table(Hook(f"{MODULE}.Gone.handle", around, "AROUND")))
+
+
+def test_version_pin() -> None:
+    table = _table()
+    table.require_version("1.0")
+    table.require_version("1.0+cpu")  # a local build of the pinned release
+    with pytest.raises(EnforcementError, match=r"pinned to testengine 1\.0, this is 1\.1"):
+        table.require_version("1.1")
+
+
+def test_unknown_kind_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown kind"):
+        _table(Hook(HANDLE, around, "SIDEWAYS"))
