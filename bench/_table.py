@@ -44,9 +44,9 @@ def paired_ratio(
 ) -> tuple[float, float, float]:
     """Median of the per-round ratios ``treated / baseline`` with a bootstrap 95% interval.
 
-    Each pair is one round that ran both arms back to back on the same work, in
-    alternating order, so the machine's drift between rounds cancels inside a
-    pair; the interval says how far the median could move on another run.
+    Each pair is one round that ran both arms on the same work, interleaved and
+    in alternating order, so the machine's drift cancels inside a pair; the
+    interval says how far the median could move on another run.
     """
     import random
     import statistics
@@ -59,3 +59,14 @@ def paired_ratio(
     low = medians[int(0.025 * resamples)]
     high = medians[min(resamples - 1, int(0.975 * resamples))]
     return statistics.median(ratios), low, high
+
+
+#: Fewer paired rounds than this give an interval too coarse to judge a target by.
+MIN_ROUNDS = 30
+
+
+def target_verdict(high: float, rounds: int, bound: float = 1.03) -> str:
+    """Whether the interval's upper bound meets ``bound``: judged only over at least ``MIN_ROUNDS`` rounds."""
+    if rounds < MIN_ROUNDS:
+        return f"not judged: {rounds} rounds, at least {MIN_ROUNDS} needed"
+    return "met" if high <= bound else "not met"

@@ -36,10 +36,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sglang" / "scenarios"))
 
-from _common import write_tiny_model
+from _common import install_plugin, server_args, write_tiny_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _table import paired_ratio, print_table
+from _table import paired_ratio, print_table, target_verdict
 
 
 def workload(requests: int, seed: int = 0) -> list[tuple[str, list[int]]]:
@@ -53,23 +53,13 @@ def workload(requests: int, seed: int = 0) -> list[tuple[str, list[int]]]:
     return out
 
 
-def install_plugin() -> Any:
+def install() -> Any:
     """Install the plugin in this process as SGLang does in a scheduler; the enforcement it decided."""
     model = write_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
     config = model.parent / "pcc.yaml"
     config.write_text("profile: multi-tenant-baseline\n")
     os.environ["PCCGUARD_CONFIG"] = str(config)
-    from sglang.srt.plugins.hook_registry import HookRegistry
-    from sglang.srt.server_args import prepare_server_args
-
-    from pccguard.adapters.sglang.runtime.startup import decide
-    from pccguard.plugins.sglang import register
-
-    sa = prepare_server_args(["--model-path", str(model), "--device", "cpu", "--load-format", "dummy"])
-    sa.resolve_once()
-    register()
-    HookRegistry.apply_hooks()
-    enforcement = decide(sa)
+    enforcement = install_plugin(server_args(str(model)))
     if enforcement is None or not enforcement.active("prefix_cache_ttl"):
         raise SystemExit("the plugin did not install prefix_cache_ttl: nothing to measure")
     return enforcement
@@ -160,7 +150,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=30, help="paired rounds (default 30)")
     opts = parser.parse_args()
-    enforcement = install_plugin()
+    enforcement = install()
     warm_plain, warm_plugin = arms(enforcement)
     for tenant, tokens in workload(200, seed=-1):  # imports, first allocations
         warm_plain.step(tenant, tokens)
@@ -193,7 +183,7 @@ def main() -> None:
             )
         ],
     )
-    verdict = "met" if high <= 1.03 else "not met"
+    verdict = target_verdict(high, len(pairs))
     print(
         f"median paired ratio (plugin / none): {ratio:.3f}, bootstrap 95% interval [{low:.3f}, {high:.3f}]"
         f"  (target: upper bound <= 1.03, {verdict})"

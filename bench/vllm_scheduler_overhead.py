@@ -34,7 +34,7 @@ os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
 import torch  # before regopy: see docs/vllm.md
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _table import paired_ratio, print_table
+from _table import paired_ratio, print_table, target_verdict
 
 BLOCK = 16
 NUM_BLOCKS = 2048
@@ -285,7 +285,7 @@ def main() -> int:
         ["scheduler", "median step (us)", "median round (s)"],
         rows,
     )
-    verdict = "met" if high <= 1.03 else "not met"
+    verdict = target_verdict(high, len(pairs))
     print(
         f"median paired ratio (pccguard / vllm): {ratio:.3f}, bootstrap 95% interval [{low:.3f}, {high:.3f}]"
         f"  (target: upper bound <= 1.03, {verdict})"
