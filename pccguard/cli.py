@@ -26,6 +26,7 @@ from pccguard.policy.metadata import SEVERITIES
 
 # Cheap to import: the probe's HTTP client, statistics and rich load only when ``pccguard probe`` runs.
 from pccguard.probe.cli import register as register_probe
+from pccguard.scan.cli import register as register_scan
 
 if TYPE_CHECKING:
     from pccguard.evaluation.settings import PolicySettings
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     rbundle.add_argument("out", type=Path)
     _add_rule_source_args(rbundle)
     register_probe(sub)
+    register_scan(sub)
     return parser
 
 
@@ -518,6 +520,9 @@ def run(argv: Sequence[str]) -> int:
     if args.command == "probe":
         exit_code: int = args.probe_handler(args)
         return exit_code
+    if args.command == "scan":
+        scan_code: int = args.scan_handler(args)
+        return scan_code
     handlers = {"schema": cmd_schema, "catalog": cmd_catalog, "rules": cmd_rules}
     return handlers[args.command](args)
 

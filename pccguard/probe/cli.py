@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pccguard.errors import UsageError
+from pccguard.errors import PccguardError, UsageError
 from pccguard.probe.params import (
     MAX_PROMPT_WORDS,
     MAX_TIMEOUT_S,
@@ -105,6 +105,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="seed of the probe order (prompts are always fresh random)")
     p.add_argument(
         "--out", type=Path, default=Path("probe-report"), help="report directory (default: %(default)s)"
+    )
+    p.add_argument(
+        "--plant",
+        type=Path,
+        metavar="FILE",
+        help="instead of an audit: send one prompt carrying a fresh random canary as the victim, write the "
+        "canary to FILE and stop (then look for it at rest: pccguard scan PATH --canary-file FILE)",
     )
 
 
@@ -213,8 +220,56 @@ def _identity(name: str, key: str | None, header: str, tenant: str | None) -> Id
 # --------------------------------------------------------------------------- command
 
 
+def _victim(args: argparse.Namespace) -> Identity:
+    """The checks a plant shares with an audit, for the one identity a plant needs."""
+    problem = base_url_problem(args.base_url)
+    if problem is not None:
+        raise UsageError(problem)
+    if not args.model or not args.model.strip():
+        raise UsageError("--model must not be empty")
+    if not (math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT_S):
+        raise UsageError(f"--timeout must be greater than 0 and at most {MAX_TIMEOUT_S:g} seconds")
+    if not _HEADER_NAME.fullmatch(args.tenant_header or ""):
+        raise UsageError("--tenant-header must be an HTTP header name (letters, digits, '-')")
+    if args.tenant_header.lower() in _RESERVED_HEADERS:
+        raise UsageError(f"--tenant-header must not be {args.tenant_header!r}, the client sets it")
+    key, tenant = _key(args, "victim"), _tenant(args, "victim")
+    if key is None and tenant is None:
+        raise UsageError(
+            "the victim needs an identity: --victim-key-env (or --victim-key) and/or --victim-tenant"
+        )
+    return _identity("victim", key, args.tenant_header, tenant)
+
+
+def plant(args: argparse.Namespace) -> int:
+    """Send one canary prompt as the victim; write the canary to ``--plant`` only once the server took it.
+
+    The canary is fresh and random (128 bits), so finding it later can only
+    mean this request's prompt was kept. It goes into the file and nowhere
+    else: not the terminal, not an error.
+    """
+    import secrets
+
+    from pccguard.files.output import check_output, write_atomic
+    from pccguard.probe.client import Client, ProbeError
+
+    victim = _victim(args)
+    check_output(args.plant)
+    canary = f"pccguard-canary-{secrets.token_hex(16)}"
+    prompt = f"Please remember the reference code {canary} for later. What is the capital of France?"
+    try:
+        Client(args.base_url, args.model, args.timeout).complete(victim, prompt)
+    except ProbeError as exc:
+        raise PccguardError(f"the canary was not planted: {exc}") from None
+    write_atomic(args.plant, canary + "\n")
+    print(f"planted one canary as the victim; look for it: pccguard scan PATH... --canary-file {args.plant}")
+    return 0
+
+
 def run(args: argparse.Namespace, console: Console | None = None) -> int:
     """Check the arguments, probe, write the report; the exit status as in the module docstring."""
+    if args.plant is not None:
+        return plant(args)
     cfg = config_from_args(args)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

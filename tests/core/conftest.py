@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +32,20 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = run_cli("rules", "bundle", out)
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture
+def engine_factory() -> Iterator[Any]:
+    """Start stand-in engines (``tests/core/standin_engine.py``); each is killed after the test."""
+    from tests.core.standin_engine import StandInEngine
+
+    started: list[StandInEngine] = []
+
+    def make(mode: str, **kwargs: Any) -> StandInEngine:
+        engine = StandInEngine(mode, **kwargs).start()
+        started.append(engine)
+        return engine
+
+    yield make
+    for engine in started:
+        engine.kill()

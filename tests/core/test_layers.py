@@ -32,6 +32,7 @@ LEVELS = {
     "enforcement": 5,
     "reports": 5,
     "probe": 6,
+    "scan": 6,
     "enclave_runtime": 6,
     "adapters": 7,
     "cli": 8,

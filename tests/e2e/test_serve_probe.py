@@ -18,6 +18,7 @@ from typing import Any
 
 from pccguard.probe.cli import add_arguments, run
 from tests.e2e.server import running_server, stop
+from tests.e2e.test_serve_scan import scan_log_for_planted
 
 SERVE_FLAGS = ("--enable-prompt-tokens-details", "--max-model-len", "1024")
 #: Private weights on an untrusted accelerator: PCC-E-010 makes the plugin select the enclave executor.
@@ -95,8 +96,12 @@ def test_with_plugin_no_cross_tenant_sharing(tiny_llama: Path, tmp_path: Path) -
             lo, hi = cross["classifier_ci95"]
             if code == 0 and lo <= 0.5 <= hi:
                 break
+        scanned, _ = scan_log_for_planted(server.base, tiny_llama, tmp_path / "plant", server.log)
     assert report["complete"]
     assert _section(report, "positive_control")["sharing_detected"], "same-tenant hits must still show"
     assert cross["cached_tokens_max"] == 0
     assert lo <= 0.5 <= hi, f"classifier CI {lo:.2f}..{hi:.2f} excludes chance"
     assert code == 0
+    # The plugin's log (its allowlisted audit events among vLLM's lines) keeps no prompt: a planted
+    # canary is not in it. The control, with vLLM's request logging on, is test_serve_scan.py.
+    assert scanned == 0

@@ -214,12 +214,16 @@ def test_websocket_on_a_prompt_route_is_refused(served: Served) -> None:
     assert sent[0]["type"] == "websocket.close" and sent[0]["code"] == 1008
 
 
-def test_single_tenant_mode_serves_without_a_header() -> None:
-    app = Served('{"tenancy": {"mode": "single"}}')
+@pytest.mark.parametrize(("close", "admin_status"), [("true", 403), ("false", 200)], ids=["closed", "open"])
+def test_single_tenant_mode_serves_without_a_header(close: str, admin_status: int) -> None:
+    """One tenant needs no header; operator routes are closed unless ``close_privileged_endpoints`` is off."""
+    app = Served(
+        f'{{"tenancy": {{"mode": "single"}}, "mitigations": {{"close_privileged_endpoints": {close}}}}}'
+    )
     try:
         assert app.call("POST", "/v1/completions", _json({"prompt": "x", "cache_salt": "c"}))[0] == 200
         salt = (app.seen[-1][1] or {})["cache_salt"]
         assert process_keys().open(salt) == process_keys().tenant_salt("default")
-        assert app.call("POST", "/scale_elastic_ep", _json({}))[0] == 200  # left to the engine's admin check
+        assert app.call("POST", "/scale_elastic_ep", _json({}))[0] == admin_status
     finally:
         app.close()
