@@ -9,15 +9,13 @@ clean error and a partial report marked incomplete.
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from pccguard.probe.cli import add_arguments, run
-from tests.e2e.server import running_server, stop
+from tests.e2e.server import probe, running_server, stop
 from tests.e2e.test_serve_scan import scan_log_for_planted
 
 SERVE_FLAGS = ("--enable-prompt-tokens-details", "--max-model-len", "1024")
@@ -27,26 +25,8 @@ PLUGIN_OFF = "enabled: false\n"
 
 
 def _probe(base: str, model: Path, out: Path, trials: int = 30) -> tuple[int, dict[str, Any]]:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(
-        [
-            f"{base}/v1",
-            "--model",
-            str(model),
-            "--victim-tenant",
-            "alice",
-            "--attacker-tenant",
-            "mallory",
-            "--trials",
-            str(trials),
-            "--timeout",
-            "10",
-            "--out",
-            str(out),
-        ]
-    )
-    code = run(args)
+    identities = ("--victim-tenant", "alice", "--attacker-tenant", "mallory")
+    code = probe(base, model, *identities, "--trials", str(trials), "--timeout", "10", "--out", str(out))
     return code, json.loads((out / "probe.json").read_text())
 
 
