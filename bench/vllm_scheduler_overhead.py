@@ -221,20 +221,20 @@ def _ablation(full: Any, baseline: Any, args: argparse.Namespace) -> None:
         BlockEvents.of(scheduler.kv_cache_manager.block_pool)
 
     rows = []
-    variants = {
-        "subclass, nothing installed": [],
-        "subclass + block-pool observer, no subscriber": [],
-        "scrub_freed_kv": ["scrub_freed_kv"],
-        "tenant_cache_salt": ["tenant_cache_salt"],
-        "prefix_cache_ttl": ["prefix_cache_ttl"],
+    #: label -> (what the plan installs, what is done to the scheduler before it plays)
+    variants: dict[str, tuple[list[str], Any]] = {
+        "subclass, nothing installed": ([], None),
+        "subclass + block-pool observer, no subscriber": ([], observe),
+        "scrub_freed_kv": (["scrub_freed_kv"], None),
+        "tenant_cache_salt": (["tenant_cache_salt"], None),
+        "prefix_cache_ttl": (["prefix_cache_ttl"], None),
     }
-    for label, install in variants.items():
+    for label, (install, prepare) in variants.items():
         config = copy.deepcopy(full)
         plan = config.additional_config[PLAN_KEY]
         plan["install"] = install
         if "prefix_cache_ttl" not in install:
             plan["ttl_seconds"] = None
-        prepare = observe if "observer" in label else None
         ratio, low, high = paired_ratio(_paired_rounds(baseline, config, args, prepare=prepare))
         rows.append([label, f"{ratio:.3f}", f"[{low:.3f}, {high:.3f}]"])
     print_table(

@@ -122,8 +122,12 @@ def scan_file(
                         stop_at = base + stop
                         if stop_at > reported_to and (eof or stop_at < end):
                             hits.append((start, stop - start, pat))
+                # In offset order, the newlines are counted from the previous hit on: one pass over the
+                # buffer however many hits it holds.
+                line, counted = 1 + lines_before, 0
                 for start, length, pat in sorted(hits, key=lambda h: (h[0], h[2].encoding)):
-                    line = 1 + lines_before + buffer.count(b"\n", 0, start)
+                    line += buffer.count(b"\n", counted, start)
+                    counted = start
                     found.append(Finding(name, base + start, length, line, pat.canary, pat.encoding))
                 reported_to = end if eof else end - 1
                 cut = max(len(buffer) - keep, 0)

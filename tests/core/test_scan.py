@@ -64,6 +64,14 @@ def test_offset_and_line_point_at_the_canary(tmp_path: Path) -> None:
     assert (finding.offset, finding.length, finding.line) == (len(head), len(CANARY), 3)
 
 
+def test_each_of_several_hits_gets_its_own_line(tmp_path: Path) -> None:
+    log = tmp_path / "many.log"
+    lines = ["start", CANARY, "a", "b", f"x {CANARY} y {CANARY}", "end"]
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for chunk in (1 << 20, 16, 5):
+        assert [f.line for f in _scan(log, _text(), chunk=chunk).findings] == [2, 5, 5], chunk
+
+
 @pytest.mark.parametrize(("fmt", "encoding"), [("<i", "token-ids-int32"), ("<q", "token-ids-int64")])
 def test_token_ids_are_found_in_a_tensor_dump(tmp_path: Path, fmt: str, encoding: str) -> None:
     store = tmp_path / "offload" / "chunk-0.bin"
