@@ -47,6 +47,8 @@ class AuditKind(StrEnum):
     ENDPOINT_REFUSED = "endpoint_refused"
     ENCLAVE_ATTESTED = "enclave_attested"
     ENCLAVE_STATE_WIPED = "enclave_state_wiped"
+    SELFTEST_PASSED = "selftest_passed"
+    RESIDUE_FOUND = "residue_found"
 
 
 class AuditEvent(BaseModel):

@@ -42,9 +42,23 @@ class StartupDecision:
 
 
 def with_mitigations(facts: DeploymentFacts, mitigations: Iterable[str]) -> DeploymentFacts:
-    """A copy of ``facts`` recording that the plugin is active with these mitigations."""
+    """A copy of ``facts`` recording that the plugin is active with these mitigations, on their self-tests' word.
+
+    The decision is made before the mitigations exist, so it is conditional:
+    it judges the engine as it will serve *if* every chosen mitigation passes
+    its start-time self-test (``pccguard.enforcement.selftest``), and the
+    start is refused if one does not. The engine therefore never serves under
+    a premise that turned out false; the facts it reports afterwards carry
+    what the self-tests actually proved.
+    """
+    chosen = sorted(set(mitigations))
     runtime = facts.runtime.model_copy(
-        update={"plugin_active": True, "mitigations_active": sorted(set(mitigations)), "fail_mode": "closed"}
+        update={
+            "plugin_active": True,
+            "mitigations_active": chosen,
+            "mitigations_verified": chosen,
+            "fail_mode": "closed",
+        }
     )
     return facts.model_copy(update={"runtime": runtime})
 

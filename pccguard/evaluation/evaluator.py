@@ -63,6 +63,19 @@ def _declared_reason(needed: list[str]) -> str:
     )
 
 
+def _proven_reason(needed: list[str]) -> str:
+    return f"mitigation {', '.join(needed)} active and verified by a self-test on the running engine"
+
+
+def _unproven_reason(needed: list[str], verified: list[str]) -> str:
+    """Why an installed mitigation does not count: the running engine never showed it works."""
+    missing = [m for m in needed if m not in verified]
+    return (
+        f"mitigation {', '.join(missing)} installed but not verified by a self-test on the running engine: "
+        "not enforced"
+    )
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "unknown"
@@ -145,6 +158,8 @@ class Evaluator:
                 "engine_version": facts.deployment.engine_version,
                 "plugin_active": facts.runtime.plugin_active,
                 "mitigations_active": list(facts.runtime.mitigations_active),
+                "mitigations_verified": list(facts.runtime.mitigations_verified),
+                "selftests": [record.model_dump(mode="json") for record in facts.runtime.selftests],
             },
             profile=self.profile.name,
             engine=self.engine.name,
@@ -193,15 +208,24 @@ class Evaluator:
         deny += undecided
         findings = deny + warn
         needed = sorted({f.mitigation for f in findings})
-        covered = bool(findings) and set(facts.runtime.mitigations_active).issuperset(needed)
+        runtime = facts.runtime
+        covered = bool(findings) and set(runtime.mitigations_active).issuperset(needed)
+        # Enforced needs a running plugin that installed the mitigations *and* proved them by self-test.
+        proven = covered and runtime.plugin_active and set(runtime.mitigations_verified).issuperset(needed)
+        unproven = covered and runtime.plugin_active and not proven
         if deny:
             waiver = waivers.find(rule.id, facts.deployment.name) if waivers else None
             if waiver is not None:
                 return result(
                     Verdict.WAIVED, findings, waiver=_waiver_ref(waiver), reason=waiver.justification
                 )
-            if covered and facts.runtime.plugin_active:
-                return result(Verdict.ENFORCED, findings, reason=f"mitigation {', '.join(needed)} active")
+            if proven:
+                return result(Verdict.ENFORCED, findings, reason=_proven_reason(needed))
+            if unproven:
+                verdict = Verdict.WARN if self.profile.params.allow_unverified_mitigations else Verdict.FAIL
+                return result(
+                    verdict, findings, reason=_unproven_reason(needed, runtime.mitigations_verified)
+                )
             forced = (
                 bool(undecided) and self.unknown_high_fails and SEVERITY_RANK[severity] >= _ALWAYS_DECIDED
             )
@@ -212,8 +236,12 @@ class Evaluator:
             reason = None if known_deny else self._undecided_reason(severity)
             return result(Verdict.FAIL, findings, reason=reason)
         if warn:
-            if covered and facts.runtime.plugin_active:
-                return result(Verdict.ENFORCED, warn, reason=f"mitigation {', '.join(needed)} active")
+            if proven:
+                return result(Verdict.ENFORCED, warn, reason=_proven_reason(needed))
+            if unproven:
+                return result(
+                    Verdict.WARN, warn, reason=_unproven_reason(needed, runtime.mitigations_verified)
+                )
             return result(Verdict.WARN, warn, reason=_declared_reason(needed) if covered else None)
         return result(Verdict.PASS)
 

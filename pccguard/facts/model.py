@@ -312,12 +312,40 @@ class ModelPrivacy(_Model):
     hybrid_plan: HybridPlan | None = None
 
 
+class SelfTestRecord(_Model):
+    """What one start-time self-test exercised on the running engine, and whether it held.
+
+    Counts say how much of the engine the check covered (KV blocks written and
+    read back, KV tensors, ranks), so a report tells an operator on which
+    hardware, and how much of it, a mitigation was proven.
+    """
+
+    mitigation: str
+    passed: bool
+    checked: str = Field(description="What the check exercised, in one line (never data or secrets)")
+    found: str | None = Field(default=None, description="What a failing check found")
+    blocks: int = Field(default=0, ge=0)
+    layers: int = Field(default=0, ge=0)
+    ranks: int = Field(default=0, ge=0)
+    device: str | None = None
+    seconds: float = Field(default=0.0, ge=0)
+
+    @field_validator("mitigation")
+    @classmethod
+    def _known_mitigation(cls, value: str) -> str:
+        from pccguard.facts.mitigations import validate_mitigation
+
+        return validate_mitigation(value)
+
+
 class Runtime(_Model):
     """What pccguard itself installed in the running engine (empty for a static check).
 
     Only facts a serving plugin builds for itself (``plugin_active: true``) can make
-    a rule ``enforced``. A document that lists mitigations without it only
-    *declares* them; such a rule is ``declared``, which fails like ``fail``.
+    a rule ``enforced``, and only for mitigations its start-time self-tests proved
+    on the running engine (``mitigations_verified``). A document that lists
+    mitigations without ``plugin_active`` only *declares* them; such a rule is
+    ``declared``, which fails like ``fail``.
     """
 
     plugin_active: bool = Field(
@@ -328,9 +356,16 @@ class Runtime(_Model):
         default_factory=list,
         description="Mitigations installed by the running plugin (declared only, unless plugin_active)",
     )
+    mitigations_verified: list[str] = Field(
+        default_factory=list,
+        description="Installed mitigations the running engine proved by a start-time self-test",
+    )
+    selftests: list[SelfTestRecord] = Field(
+        default_factory=list, description="What each start-time self-test exercised and found"
+    )
     fail_mode: Literal["closed", "open"] | None = None
 
-    @field_validator("mitigations_active")
+    @field_validator("mitigations_active", "mitigations_verified")
     @classmethod
     def _known_mitigations(cls, value: list[str]) -> list[str]:
         from pccguard.facts.mitigations import validate_mitigation

@@ -75,6 +75,10 @@ class ProfileParams(BaseModel):
     allow_tenant_spec_corpus: bool = Field(
         default=False, description="Database speculation may keep a per-tenant store"
     )
+    allow_unverified_mitigations: bool = Field(
+        default=False,
+        description="A mitigation installed but not proven by a start-time self-test warns instead of failing",
+    )
     allow_authenticated_admin_endpoints: bool = Field(
         default=False, description="Admin and weight endpoints are accepted when they require auth"
     )

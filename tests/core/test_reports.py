@@ -210,6 +210,7 @@ tee:
 runtime:
   plugin_active: true
   mitigations_active: [cache_agnostic_scheduling]
+  mitigations_verified: [cache_agnostic_scheduling]
 """
 
 WAIVERS = """\

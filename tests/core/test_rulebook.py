@@ -185,7 +185,14 @@ def test_enforced_needs_every_finding_mitigation():
     for profile in ("pcc-strict", "multi-tenant-baseline"):
         evaluator = Evaluator(RULEBOOK, load_profile(profile, RULEBOOK), ENGINE)
         for active in ([], ["prefix_cache_ttl"], ["disable:prefix_caching"]):
-            doc = {**facts, "runtime": {"plugin_active": True, "mitigations_active": active}}
+            doc = {
+                **facts,
+                "runtime": {
+                    "plugin_active": True,
+                    "mitigations_active": active,
+                    "mitigations_verified": active,
+                },
+            }
             result = next(r for r in evaluator.evaluate(facts_from_data(doc)).results if r.id == "PCC-S-003")
             verdicts[(profile, tuple(active))] = result.verdict.value
     assert verdicts[("pcc-strict", ())] == "fail"

@@ -154,7 +154,8 @@ def test_known_params_are_exactly_what_the_rules_read():
         read |= set(re.findall(r'\blib\.param\("([a-z_]+)"', text))
         read |= set(re.findall(r"\binput\.profile\.params\.([a-z_]+)", text))
     assert read, "the rules read profile parameters"
-    assert set(ProfileParams.model_fields) == read | {"unknown_facts"}  # unknown_facts: read by the evaluator
+    # Read by the evaluator: unknown_facts, and whether an installed mitigation needs its self-test's proof.
+    assert set(ProfileParams.model_fields) == read | {"unknown_facts", "allow_unverified_mitigations"}
 
 
 # --------------------------------------------------------------------------- 3. declared mitigations
@@ -165,7 +166,11 @@ def _claimed(plugin_active: bool) -> dict[str, Any]:
         "deployment": {"engine": "vllm", "name": "prod"},
         "tenancy": {"mode": "multi"},
         "optimizations": {"paging": {"enabled": True, "scrub_on_free": False}},
-        "runtime": {"plugin_active": plugin_active, "mitigations_active": ["scrub_freed_kv"]},
+        "runtime": {
+            "plugin_active": plugin_active,
+            "mitigations_active": ["scrub_freed_kv"],
+            "mitigations_verified": ["scrub_freed_kv"],
+        },
     }
 
 
@@ -177,6 +182,51 @@ def test_a_document_cannot_grant_itself_a_mitigation():
     # Positive control: the facts a running plugin builds for itself enforce.
     enforced = result_of(evaluate(_claimed(True), "pcc-strict"), "PCC-S-001")
     assert enforced.verdict == Verdict.ENFORCED
+
+
+def _installed(verified: list[str]) -> dict[str, Any]:
+    doc = _claimed(True)
+    doc["runtime"]["mitigations_verified"] = verified
+    return doc
+
+
+def test_an_installed_mitigation_counts_only_once_its_self_test_proved_it():
+    """Installed but not verified is never ``enforced``: ``fail`` under pcc-strict, ``warn`` where allowed."""
+    strict = result_of(evaluate(_installed([]), "pcc-strict"), "PCC-S-001")
+    assert strict.verdict == Verdict.FAIL
+    assert "installed but not verified" in (strict.reason or "") and "scrub_freed_kv" in (strict.reason or "")
+    baseline = result_of(evaluate(_installed([]), "multi-tenant-baseline"), "PCC-S-001")
+    assert baseline.verdict == Verdict.WARN and "not verified" in (baseline.reason or "")
+    # Verifying some other mitigation does not help this rule.
+    other = result_of(evaluate(_installed(["tenant_cache_salt"]), "pcc-strict"), "PCC-S-001")
+    assert other.verdict == Verdict.FAIL
+    # Positive control: proven by its self-test, it is enforced under both profiles.
+    for profile in ("pcc-strict", "multi-tenant-baseline"):
+        proven = result_of(evaluate(_installed(["scrub_freed_kv"]), profile), "PCC-S-001")
+        assert proven.verdict == Verdict.ENFORCED and "verified by a self-test" in (proven.reason or "")
+
+
+def test_json_and_sarif_carry_what_the_self_tests_verified(tmp_path):
+    doc = _installed(["scrub_freed_kv"])
+    doc["runtime"]["selftests"] = [
+        {
+            "mitigation": "scrub_freed_kv",
+            "passed": True,
+            "checked": "canary written, freed, zeroed, read back as zeros",
+            "blocks": 4,
+            "layers": 2,
+            "ranks": 1,
+            "device": "cpu",
+            "seconds": 0.01,
+        }
+    ]
+    report = evaluate(doc, "pcc-strict")
+    as_json = json.loads(render(report, "json"))
+    assert as_json["deployment"]["mitigations_verified"] == ["scrub_freed_kv"]
+    assert as_json["deployment"]["selftests"][0]["blocks"] == 4
+    sarif = json.loads(render(report, "sarif"))
+    props = sarif["runs"][0]["properties"]["deployment"]
+    assert props["mitigations_verified"] == ["scrub_freed_kv"] and props["selftests"][0]["layers"] == 2
 
 
 def test_a_facts_file_cannot_claim_a_running_plugin(tmp_path):
@@ -319,7 +369,7 @@ def _facts_doc(unknown: list[tuple[Any, ...]], plugin: bool, active: list[str]) 
     doc = copy.deepcopy(BASE_FACTS)
     for path in unknown:
         _set(doc, path, None)
-    doc["runtime"] = {"plugin_active": plugin, "mitigations_active": active}
+    doc["runtime"] = {"plugin_active": plugin, "mitigations_active": active, "mitigations_verified": active}
     return doc
 
 

@@ -14,6 +14,10 @@ through ``pccguard.enforcement.patching``:
   parameters the enclave executor cannot honour (:mod:`.enclave_requests`);
 * the API server's middleware registration -- appends pccguard's tenant
   middleware to ``args.middleware`` (vLLM's ``--middleware`` mechanism);
+* ``EngineCore.__init__`` -- once vLLM has built the executor, the KV cache
+  and pccguard's scheduler, runs the start-time self-tests of every
+  engine-core mitigation (:mod:`.selftest`) before the engine takes a
+  request; a failure refuses the start;
 * ``EngineCoreProc.run_busy_loop`` -- hands pccguard's scheduler a way to wake
   the idle engine loop when a cached prefix expires;
 * ``EngineCore.preprocess_add_request`` -- one wrapper, two checks in this
@@ -107,6 +111,29 @@ def _init_middleware(original: Any, args: Any, *rest: Any, **kwargs: Any) -> Any
     return original(args, *rest, **kwargs)
 
 
+def _engine_core_init(original: Any, self: Any, *args: Any, **kwargs: Any) -> None:
+    """Build the engine core as vLLM does, then prove its mitigations on it (timed against its own start)."""
+    import time
+
+    started = time.perf_counter()
+    original(self, *args, **kwargs)
+    if static_check_active():
+        return
+    from pccguard.adapters.vllm.runtime.selftest import prove_engine_core
+    from pccguard.errors import EnforcementError
+
+    try:
+        prove_engine_core(self, time.perf_counter() - started)
+    except EnforcementError as exc:
+        logger.error("%s", exc.one_line())
+        raise
+    except Exception as exc:  # fail-closed
+        raise EnforcementError(
+            f"pccguard refuses to start vllm: internal error in the self-tests (fail-closed): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
 def _run_busy_loop(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
     scheduler: Any = getattr(self, "scheduler", None)
     if hasattr(scheduler, "pccguard_set_waker"):
@@ -154,6 +181,7 @@ CONFIG = Hook(targets.CREATE_ENGINE_CONFIG, _create_engine_config, "AROUND")
 VALIDATE_PARAMS = Hook(targets.VALIDATE_PARAMS, enclave_requests.validate_params, "AROUND")
 MIDDLEWARE = Hook(targets.INIT_MIDDLEWARE, _init_middleware, "AROUND")
 PREPROCESS = Hook(targets.PREPROCESS_ADD_REQUEST, _preprocess_add_request, "AROUND")
+ENGINE_CORE_INIT = Hook(targets.ENGINE_CORE_INIT, _engine_core_init, "AROUND")
 BUSY_LOOPS = (
     Hook(targets.BUSY_LOOP, _run_busy_loop, "AROUND"),
     Hook(targets.DP_BUSY_LOOP, _run_busy_loop, "AROUND"),
@@ -163,9 +191,9 @@ BUSY_LOOPS = (
 TABLE = HookTable(
     engine="vllm",
     version=targets.VERSION,
-    hooks=(CONFIG, VALIDATE_PARAMS, MIDDLEWARE, PREPROCESS, *BUSY_LOOPS),
+    hooks=(CONFIG, VALIDATE_PARAMS, MIDDLEWARE, PREPROCESS, ENGINE_CORE_INIT, *BUSY_LOOPS),
 )
-ENGINE_CORE_HOOKS = (PREPROCESS, *BUSY_LOOPS)
+ENGINE_CORE_HOOKS = (PREPROCESS, ENGINE_CORE_INIT, *BUSY_LOOPS)
 
 
 def frontend_hooks() -> tuple[Hook, ...]:

@@ -15,15 +15,19 @@ It also serves ``close_privileged_endpoints`` (operator routes answer 403,
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pccguard.adapters.vllm.routes import RESPONSE_STORE_PATHS, ROUTE_TABLE
 from pccguard.adapters.vllm.runtime.audit import audit_log
-from pccguard.adapters.vllm.runtime.metrics_filter import drop_series
+from pccguard.adapters.vllm.runtime.metrics_filter import HIT_ORACLE_FAMILIES, drop_series
+from pccguard.adapters.vllm.runtime.plan import DROP_HIT_METRICS
 from pccguard.enforcement.config import PluginConfig, load_plugin_config
+from pccguard.enforcement.selftest import AsyncCheck
 from pccguard.enforcement.tenancy.boundary import AUDIT_RECORDS, ASGIApp, BoundaryPolicy, TenantBoundary
 from pccguard.enforcement.tenancy.identity import TenantResolver
+from pccguard.enforcement.tenancy.routes import BoundRoutes
 from pccguard.enforcement.tenancy.salts import SaltKeys, process_keys
+from pccguard.enforcement.tenancy.startup_checks import filtered, privileged_routes_closed
 
 
 def _record(outcome: str, tenant: str | None) -> None:
@@ -41,6 +45,17 @@ def vllm_policy(settings: PluginConfig) -> BoundaryPolicy:
 
     filters = {"/metrics": drop_series} if settings.mitigations.drop_cache_hit_metrics else {}
     store = RESPONSE_STORE_PATHS if _response_store_on() else frozenset()
+    admin = admin_policy(settings)
+
+    def selftests(app: Any, routes: BoundRoutes) -> dict[str, AsyncCheck]:
+        """What this boundary enforces, proven on the live app before ``vllm serve`` takes a request."""
+        checks: dict[str, AsyncCheck] = {}
+        if admin == "refuse":
+            checks["close_privileged_endpoints"] = privileged_routes_closed(app, routes)
+        if filters and any(path == "/metrics" for (path, _), _b in routes):
+            checks[DROP_HIT_METRICS] = filtered(app, "/metrics", HIT_ORACLE_FAMILIES, raw=_registry_text)
+        return checks
+
     return BoundaryPolicy(
         engine="vllm",
         table=ROUTE_TABLE,
@@ -48,10 +63,20 @@ def vllm_policy(settings: PluginConfig) -> BoundaryPolicy:
         salt_in_body=True,
         keys=keys,
         record=_record,
-        admin=admin_policy(settings),
+        admin=admin,
         filters=filters,
         refused_paths=store,
+        selftests=selftests,
+        audit=audit_log(),
     )
+
+
+def _registry_text() -> str:
+    """The unfiltered exposition of this process's metrics: what the filter has to remove."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    text: str = generate_latest(REGISTRY).decode("utf-8", "replace")
+    return text
 
 
 def admin_policy(settings: PluginConfig) -> Literal["refuse", "engine"]:

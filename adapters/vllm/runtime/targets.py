@@ -18,7 +18,9 @@ VALIDATE_PARAMS = "vllm.v1.engine.input_processor.InputProcessor._validate_param
 #: The binding ``build_app`` calls (``app`` imports it from ``vllm.entrypoints.serve.middleware.register``).
 INIT_MIDDLEWARE = "vllm.entrypoints.launchers.app.init_entrypoints_middleware"
 
-# Engine core: where requests become ``Request`` objects and the busy loop runs.
+# Engine core: where it is built (then proven by the self-tests), requests become ``Request`` objects
+# and the busy loop runs.
+ENGINE_CORE_INIT = "vllm.v1.engine.core.EngineCore.__init__"
 PREPROCESS_ADD_REQUEST = "vllm.v1.engine.core.EngineCore.preprocess_add_request"
 BUSY_LOOP = "vllm.v1.engine.core.EngineCoreProc.run_busy_loop"
 #: The data-parallel engine core has a busy loop of its own.

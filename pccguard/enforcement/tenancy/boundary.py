@@ -25,14 +25,17 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pccguard.enforcement.audit import AuditKind
+from pccguard.enforcement.audit import AuditKind, AuditLog
+from pccguard.enforcement.selftest import AsyncCheck, SelfTestOutcome, gate, run_checks_async
 from pccguard.enforcement.tenancy.identity import TenantResolver, tenant_scope
 from pccguard.enforcement.tenancy.routes import Binding, BoundRoutes, RouteTable
 from pccguard.enforcement.tenancy.salts import SaltKeys
+from pccguard.errors import EnforcementError, PccguardError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -84,6 +87,11 @@ class BoundaryPolicy:
     #: While this answers True, a request from loopback without a tenant runs as a one-off tenant of its own
     #: (SGLang's start-up warmup calls its own ``/generate``); it shares nothing with anyone.
     warmup_open: Callable[[], bool] = field(default=lambda: False)
+    #: The self-tests of what this boundary enforces (mitigation -> check), given the live app and its
+    #: bindings; run during the app's start-up, which fails unless they pass (``startup_checks``).
+    selftests: Callable[[Any, BoundRoutes], Mapping[str, AsyncCheck]] | None = None
+    #: Where the self-tests' results are audited (required with ``selftests``).
+    audit: AuditLog | None = None
 
 
 class TenantBoundary:
@@ -93,6 +101,8 @@ class TenantBoundary:
         self.app = app
         self.policy = policy
         self.routes: BoundRoutes | None = None
+        #: What the start-up self-tests proved (``None`` until they ran).
+        self.proven: SelfTestOutcome | None = None
 
     # ------------------------------------------------------------------ start
 
@@ -114,8 +124,9 @@ class TenantBoundary:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
         if kind == "lifespan":
-            self.bind(scope.get("app"))  # at start: an error here fails the app's start-up
-            await self.app(scope, receive, send)
+            app = scope.get("app")
+            routes = self.bind(app)  # at start: an error here fails the app's start-up
+            await self.app(scope, receive, self._prove_before_serving(app, routes, send))
             return
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -142,6 +153,28 @@ class TenantBoundary:
             await respond(send, 403, "refused by pccguard: this route is not served to tenants")
         else:
             await self._tenant_route(binding, scope, receive, send)
+
+    def _prove_before_serving(self, app: Any, routes: BoundRoutes, send: Send) -> Send:
+        """``send`` that runs the self-tests when the app reports its start-up complete, before the server
+        hears of it; a failure turns the report into ``lifespan.startup.failed``, so the server never serves."""
+        policy = self.policy
+        if policy.selftests is None:
+            return send
+
+        async def gated(message: Message) -> None:
+            if message.get("type") != "lifespan.startup.complete":
+                await send(message)
+                return
+            try:
+                self.proven = await prove_boundary(policy, app, routes)
+            except Exception as exc:  # fail closed: any error in a self-test fails the start-up
+                text = exc.one_line() if isinstance(exc, PccguardError) else f"{type(exc).__name__}: {exc}"
+                logger.error("%s", text)
+                await send({"type": "lifespan.startup.failed", "message": text})
+                return
+            await send(message)
+
+        return gated
 
     # ------------------------------------------------------------------ bindings
 
@@ -223,6 +256,18 @@ def error_body(status: int, message: str) -> bytes:
     return json.dumps(
         {"error": {"message": message, "type": "pccguard_tenant_boundary", "param": None, "code": status}}
     ).encode("utf-8")
+
+
+async def prove_boundary(policy: BoundaryPolicy, app: Any, routes: BoundRoutes) -> SelfTestOutcome:
+    """Run the boundary's self-tests on the live app; ``EnforcementError`` names the first that failed."""
+    if policy.selftests is None or policy.audit is None:
+        raise EnforcementError(f"pccguard refuses to start {policy.engine}: the boundary has no self-tests")
+    checks = policy.selftests(app, routes)
+    started = time.perf_counter()
+    records = await run_checks_async(checks, checks)
+    outcome = gate(policy.engine, records, time.perf_counter() - started, policy.audit)
+    logger.info("pccguard: tenant boundary: %s", outcome.summary())
+    return outcome
 
 
 async def respond(send: Send, status: int, message: str) -> None:
