@@ -70,3 +70,15 @@ def target_verdict(high: float, rounds: int, bound: float = 1.03) -> str:
     if rounds < MIN_ROUNDS:
         return f"not judged: {rounds} rounds, at least {MIN_ROUNDS} needed"
     return "met" if high <= bound else "not met"
+
+
+def selftest_rows(start_s: float, test_s: float, per: dict[str, list[float]]) -> list[list[str]]:
+    """The self-test rows both engines' start-time benches print: total, budget verdict, each check."""
+    import statistics
+
+    budget = max(2.0, 0.02 * start_s)
+    rows = [
+        ["all self-tests", f"{test_s * 1000:.1f} ms", f"{test_s / start_s:.2%} of start"],
+        ["budget: max(2 s, 2% of start)", f"{budget:.2f} s", "met" if test_s <= budget else "NOT met"],
+    ]
+    return rows + [[f"  {m}", f"{statistics.median(s) * 1000:.1f} ms", ""] for m, s in sorted(per.items())]

@@ -1,8 +1,8 @@
 """The tenant boundary's start-up self-tests on vLLM's real API application (``build_app``).
 
-vLLM's app runs its lifespan start-up; the boundary sends every operator route
-and ``/metrics`` through the whole app before the start-up is reported
-complete. A route left open or a filter that drops nothing turns the start-up
+When uvicorn asks vLLM's app to start (its lifespan), the boundary sends every operator route
+and ``/metrics`` through the whole app before vLLM's own start-up runs
+(and before it listens). A route left open or a filter that drops nothing turns the start-up
 into ``lifespan.startup.failed`` (uvicorn then exits before serving); the
 control without the plugin has no such gate and its operator routes answer.
 """
@@ -88,7 +88,8 @@ def test_an_operator_route_left_open_fails_the_start_up(
     assert message.startswith(
         "pccguard refuses to start vllm: self-test of close_privileged_endpoints failed: "
     )
-    assert "operator route POST /scale_elastic_ep answered" in message
+    assert "operator routes did not refuse a caller without the admin key" in message
+    assert "POST /scale_elastic_ep reached its endpoint" in message  # found, and never run
 
 
 def test_without_the_plugin_operator_routes_answer(

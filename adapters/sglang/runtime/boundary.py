@@ -6,7 +6,8 @@ so it is in place (and has bound every route, at the ASGI lifespan) before the
 first request. SGLang's routes reach the engine through
 ``TokenizerManager.generate_request``, where ``salt`` applies the tenant's
 salt, so the boundary writes none into bodies. Operator routes are left to
-SGLang's admin-key check, which ``endpoints`` hardens.
+SGLang's admin-key check, which ``endpoints`` hardens; the boundary proves them
+closed before the server listens (``selftest_http``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ def _record(outcome: str, tenant: str | None) -> None:
         STATE.count(kind, mitigation, 1, "requests", reason=reason or "-")
 
 
-def sglang_policy(enforcement: Enforcement, *, radix_cache: bool) -> BoundaryPolicy:
+def sglang_policy(
+    enforcement: Enforcement, *, radix_cache: bool, admin_key: str | None = None
+) -> BoundaryPolicy:
+    """The boundary as the SGLang adapter configures it; its self-tests are the HTTP server's (``selftest_http``)."""
+    from . import selftest_http
+
     return BoundaryPolicy(
         engine="sglang",
         table=ROUTE_TABLE,
@@ -39,6 +45,9 @@ def sglang_policy(enforcement: Enforcement, *, radix_cache: bool) -> BoundaryPol
         admin="engine",
         refused_paths=EMBEDDING_PATHS if radix_cache else frozenset(),
         warmup_open=lambda: STATE.warmup_open,
+        selftests=selftest_http.boundary_checks(enforcement.installed, admin_key),
+        audit=STATE.audit,
+        on_selftests=selftest_http.proven,
     )
 
 
@@ -55,7 +64,8 @@ def _before_http_setup(server_args: Any, *args: Any, **kwargs: Any) -> None:
         return None
     from sglang.srt.entrypoints import http_server
 
-    policy = sglang_policy(enforcement, radix_cache=enforcement.radix_cache)
+    admin_key = getattr(server_args, "admin_api_key", None) or None
+    policy = sglang_policy(enforcement, radix_cache=enforcement.radix_cache, admin_key=admin_key)
     http_server.app.add_middleware(SglangTenantBoundary, policy=policy)
     return None
 

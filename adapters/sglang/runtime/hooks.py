@@ -10,11 +10,14 @@ SGLang logs and ignores exceptions raised by ``register`` itself, so nothing
 here may fail silently: a hook that could not be registered is remembered and
 turned into a refusal by the startup hooks, which SGLang does not swallow. The
 startup hooks also prove, with the core helper, that every registered target
-now carries its hook.
+now carries its hook. Once the engine is built and before it serves, every
+installed mitigation proves itself on the live objects (:mod:`.selftest` in
+each scheduler, :mod:`.selftest_http` in the HTTP server).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -30,6 +33,15 @@ _TARGETS: list[Hook] = []
 #: Mitigations whose engine code cannot even be imported here (e.g. NGRAM without sgl_kernel):
 #: the feature cannot run, and the mitigation is reported as not installable.
 UNAVAILABLE: set[str] = set()
+
+
+def registered(target: str) -> list[Callable[..., Any]]:
+    """The hooks this process registered on ``target``, in order: what the patched target runs.
+
+    Self-tests call these, not the module functions, so a hook replaced or
+    left out before registration is what they exercise.
+    """
+    return [entry.hook for entry in _TARGETS if entry.target == target]
 
 
 def refuse_if_broken() -> None:
@@ -80,7 +92,7 @@ def _ngram_available() -> bool:
 
 def hook_table() -> list[Hook]:
     """Every hook the plugin registers (the n-gram hooks only where the n-gram worker can run)."""
-    from . import boundary, endpoints, ngram, salt, scheduling, scrub, ttl
+    from . import boundary, endpoints, ngram, salt, scheduling, scrub, selftest, selftest_http, ttl
 
     found = [
         Hook(targets.SERVER_ARGS_RESOLVE, _after_resolve, "AFTER"),
@@ -88,7 +100,7 @@ def hook_table() -> list[Hook]:
         Hook(targets.SCHEDULER_INIT_POOLS, _after_init_pools, "AFTER"),
         Hook(targets.SCHEDULER_FLUSH, _after_flush, "AFTER"),
     ]
-    for module in (scrub, salt, ttl, scheduling, endpoints, boundary):
+    for module in (scrub, salt, ttl, scheduling, endpoints, boundary, selftest, selftest_http):
         found.extend(Hook(*entry) for entry in module.HOOKS)
     if _ngram_available():
         found.extend(Hook(*entry) for entry in ngram.HOOKS)

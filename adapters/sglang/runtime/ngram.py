@@ -55,6 +55,15 @@ class TenantNgramCorpus:
     def tenants(self) -> int:
         return len(self._corpora)
 
+    def drop(self, salts: list[str | None]) -> None:
+        """Forget these salts' corpora and their requests (the start-time self-test's own tenants)."""
+        for salt in salts:
+            corpus = self._corpora.pop(salt, None)
+            if corpus is not None:
+                corpus.reset()
+        for rid in [r for r, s in self._rid_salt.items() if s in salts]:
+            del self._rid_salt[rid]
+
     # -- NgramCorpus interface ---------------------------------------------------
     def batch_put(self, batch_tokens: list[list[int]]) -> None:
         salts = self._put_salts

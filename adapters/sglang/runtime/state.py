@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from pccguard.enforcement.audit import AuditAggregator, AuditKind, AuditLog
 from pccguard.enforcement.config import PluginConfig
+from pccguard.enforcement.selftest import SelfTestOutcome
 from pccguard.enforcement.tenancy.gate import SaltGate
+from pccguard.errors import EnforcementError
 
 ENGINE = "sglang"
 
@@ -47,6 +50,19 @@ class _State:
         self.aggregate = AuditAggregator(lambda: self.audit)
         #: Open while SGLang's start-up warmup calls its own HTTP routes (see ``salt``).
         self.warmup_open = False
+        #: This process's start-time self-tests (:mod:`.selftest`, :mod:`.selftest_http`): what was proven,
+        #: kept for a signed statement of this start; ``None`` until they passed.
+        self.selftests: SelfTestOutcome | None = None
+        #: How long this process had been starting the engine when its self-tests ran, and (in a
+        #: scheduler) how much of that ``Scheduler.__init__`` took.
+        self.engine_start_seconds: float | None = None
+        self.scheduler_init_seconds: float | None = None
+        #: In the HTTP server: what each scheduler rank reported of its self-tests at its ready handshake.
+        self.scheduler_selftests: list[dict[str, Any]] = []
+        #: In the HTTP server: whether its self-tests passed, so that it may serve (see ``selftest_http``).
+        self.serving_verified = False
+        #: In the HTTP server: the refusal its self-tests raised at start-up, re-raised by ``launch_server``.
+        self.refusal: EnforcementError | None = None
 
     def active(self, mitigation: str) -> bool:
         current = self.current

@@ -10,6 +10,7 @@ from __future__ import annotations
 SERVER_ARGS_RESOLVE = "sglang.srt.server_args.ServerArgs.resolve_once"
 SCHEDULER_INIT = "sglang.srt.managers.scheduler.Scheduler.__init__"
 SCHEDULER_INIT_POOLS = "sglang.srt.managers.scheduler.Scheduler.init_running_status"
+SCHEDULER_INIT_INFO = "sglang.srt.managers.scheduler.Scheduler.get_init_info"
 SCHEDULER_HANDLE_GENERATE = "sglang.srt.managers.scheduler.Scheduler.handle_generate_request"
 SCHEDULER_NEXT_BATCH = "sglang.srt.managers.scheduler.Scheduler.get_next_batch_to_run"
 SCHEDULER_ON_IDLE = "sglang.srt.managers.scheduler.Scheduler.on_idle"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pccguard.enforcement.audit import AuditKind
@@ -98,9 +99,13 @@ def expire(tree: Any, cutoff: float) -> int:
     return evicted
 
 
-def tick(scheduler: Any) -> None:
-    """Expire old nodes, at most every ``min(1 s, TTL / 4)``; the common case is one clock read and one lookup."""
-    now = time.monotonic()
+def tick(scheduler: Any, clock: Callable[[], float] = time.monotonic) -> None:
+    """Expire old nodes, at most every ``min(1 s, TTL / 4)``; the common case is one clock read and one lookup.
+
+    ``clock`` is the tree's own clock (``TreeNode`` stamps ``time.monotonic``); the start-time
+    self-test passes one that runs ahead, to expire an entry without waiting for its TTL.
+    """
+    now = clock()
     key = id(scheduler)
     if now < _NEXT_TICK.get(key, 0.0):
         return

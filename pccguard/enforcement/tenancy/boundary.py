@@ -92,6 +92,11 @@ class BoundaryPolicy:
     selftests: Callable[[Any, BoundRoutes], Mapping[str, AsyncCheck]] | None = None
     #: Where the self-tests' results are audited (required with ``selftests``).
     audit: AuditLog | None = None
+    #: Told what the self-tests proved, or the one-line refusal that failed the start-up (the engine
+    #: keeps the outcome for its statement, or raises the refusal where its server's start returns).
+    on_selftests: Callable[[SelfTestOutcome | None, str | None], None] = field(
+        default=lambda outcome, refusal: None
+    )
 
 
 class TenantBoundary:
@@ -126,7 +131,7 @@ class TenantBoundary:
         if kind == "lifespan":
             app = scope.get("app")
             routes = self.bind(app)  # at start: an error here fails the app's start-up
-            await self.app(scope, receive, self._prove_before_serving(app, routes, send))
+            await self._start(app, routes, scope, receive, send)
             return
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
@@ -154,27 +159,31 @@ class TenantBoundary:
         else:
             await self._tenant_route(binding, scope, receive, send)
 
-    def _prove_before_serving(self, app: Any, routes: BoundRoutes, send: Send) -> Send:
-        """``send`` that runs the self-tests when the app reports its start-up complete, before the server
-        hears of it; a failure turns the report into ``lifespan.startup.failed``, so the server never serves."""
+    async def _start(self, app: Any, routes: BoundRoutes, scope: Scope, receive: Receive, send: Send) -> None:
+        """The lifespan: the self-tests run when the server asks the app to start, before the engine's own
+        start-up; a failure answers ``lifespan.startup.failed``, so the server never listens, and the engine's
+        start-up (SGLang's starts a warmup that calls the server) never begins."""
         policy = self.policy
         if policy.selftests is None:
-            return send
-
-        async def gated(message: Message) -> None:
-            if message.get("type") != "lifespan.startup.complete":
-                await send(message)
-                return
+            await self.app(scope, receive, send)
+            return
+        first = await receive()
+        if first.get("type") == "lifespan.startup":
             try:
                 self.proven = await prove_boundary(policy, app, routes)
             except Exception as exc:  # fail closed: any error in a self-test fails the start-up
                 text = exc.one_line() if isinstance(exc, PccguardError) else f"{type(exc).__name__}: {exc}"
                 logger.error("%s", text)
+                policy.on_selftests(None, text)
                 await send({"type": "lifespan.startup.failed", "message": text})
                 return
-            await send(message)
+            policy.on_selftests(self.proven, None)
+        pending = [first]
 
-        return gated
+        async def replayed() -> Message:
+            return pending.pop() if pending else await receive()
+
+        await self.app(scope, replayed, send)
 
     # ------------------------------------------------------------------ bindings
 

@@ -109,22 +109,28 @@ def _children(route: Any) -> Iterable[Any] | None:
     return None
 
 
-def enumerate_routes(app: Any) -> list[LiveRoute]:
-    """Every route of an ASGI application built on Starlette's router, depth first, in dispatch order."""
-    out: list[LiveRoute] = []
+def leaf_routes(app: Any) -> Iterator[Any]:
+    """Every route object of an app built on Starlette's router, included routers' too, in dispatch order."""
 
-    def walk(routes: Iterable[Any]) -> None:
+    def walk(routes: Iterable[Any]) -> Iterator[Any]:
         for route in routes:
             nested = _children(route)
             if nested is not None:
-                walk(nested)
-                continue
-            path = getattr(route, "path", None)
-            if not isinstance(path, str):
-                raise ValueError(f"route {type(route).__name__} has no path pccguard can classify")
-            out.append(LiveRoute(path, _methods(route)))
+                yield from walk(nested)
+            else:
+                yield route
 
-    walk(getattr(getattr(app, "router", app), "routes", []))
+    yield from walk(getattr(getattr(app, "router", app), "routes", []))
+
+
+def enumerate_routes(app: Any) -> list[LiveRoute]:
+    """Every route of an ASGI application built on Starlette's router, depth first, in dispatch order."""
+    out: list[LiveRoute] = []
+    for route in leaf_routes(app):
+        path = getattr(route, "path", None)
+        if not isinstance(path, str):
+            raise ValueError(f"route {type(route).__name__} has no path pccguard can classify")
+        out.append(LiveRoute(path, _methods(route)))
     return out
 
 

@@ -10,90 +10,95 @@ server before they pass:
 
 * every operator route the live app serves (enumerated from the app itself,
   bound by the engine's route table) must answer 401, 403 or 404 without the
-  admin key; one that answers anything else is open;
+  admin key; one that answers anything else is open. The probes run with the
+  app's endpoints held, so an open route is reported and never run;
 * a filtered route's body must not contain the series it exists to drop.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pccguard.enforcement.asgi_probe import REFUSED_STATUSES, Answer, Headers, endpoints_held, request
 from pccguard.enforcement.selftest import AsyncCheck, Evidence, SelfTestFailed
 from pccguard.enforcement.tenancy.routes import Binding, BoundRoutes
 
-#: What an operator route may answer a caller without the admin key.
-CLOSED_STATUSES = frozenset({401, 403, 404})
 _PARAM = re.compile(r"\{[^}]+\}")
 
-
-async def asgi_request(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
-    """One HTTP request through ``app`` in process, from loopback, without credentials."""
-    sent: list[dict[str, Any]] = []
-    pending = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        return pending.pop(0) if pending else {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(dict(message))
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"pccguard-selftest"), (b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 0),
-        "server": ("pccguard-selftest", 80),
-        "state": {},
-        "app": app,
-    }
-    try:
-        await app(scope, receive, send)
-    except Exception:
-        # An app that answered and then raised (Starlette re-raises after its 500) still answered.
-        if not any(m.get("type") == "http.response.start" for m in sent):
-            raise
-    start = next((m for m in sent if m.get("type") == "http.response.start"), None)
-    if start is None:
-        raise SelfTestFailed(f"{method} {path} sent no response")
-    body_out = b"".join(bytes(m.get("body", b"")) for m in sent if m.get("type") == "http.response.body")
-    return int(start["status"]), body_out
+Route = tuple[str, str]
 
 
-def _concrete(template: str) -> str:
+def concrete(template: str) -> str:
+    """A path the route template matches (every parameter filled in)."""
     return _PARAM.sub("pccguard-selftest", template)
+
+
+def operator_routes(routes: BoundRoutes) -> list[Route]:
+    """``(method, template)`` of every route the boundary binds as operator-only or refused, one method each."""
+    found: dict[str, str] = {}
+    for (path, method), binding in routes:
+        if binding in (Binding.ADMIN, Binding.REFUSED) and method not in ("WEBSOCKET", "HEAD"):
+            verb = "POST" if method in ("*", "ANY") else method
+            found.setdefault(path, verb)
+    return [(method, path) for path, method in found.items()]
+
+
+async def answers(app: Any, routes: Sequence[Route], headers: Headers = ()) -> list[tuple[str, str, Answer]]:
+    """What ``app`` answers each route, with its endpoints held (:func:`~pccguard.enforcement.asgi_probe.endpoints_held`).
+
+    A route no middleware refuses is answered at the router and its endpoint never runs.
+    """
+    sent = [(b"content-type", b"application/json"), *headers]
+    out: list[tuple[str, str, Answer]] = []
+    with endpoints_held(app):
+        for method, path in routes:
+            try:
+                answer = await request(app, method, concrete(path), headers=sent, body=b"{}")
+            except TimeoutError:
+                answer = Answer(0, b"")
+            out.append((method, path, answer))
+    return out
+
+
+def routes_refused(
+    app: Any,
+    routes: Sequence[Route],
+    *,
+    what: str = "operator routes",
+    credential: str = "without the admin key",
+    headers: Headers = (),
+    refused: frozenset[int] = REFUSED_STATUSES,
+) -> AsyncCheck:
+    """Every route in ``routes`` refuses (``refused``) a caller presenting ``headers``; a failure lists them all."""
+
+    async def check() -> Evidence:
+        if not routes:
+            raise SelfTestFailed(f"the live app lists no {what} to test")
+        got = await answers(app, routes, headers)
+        opened = [
+            f"{m} {p} {a.said() if a.status else 'gave no answer'}"
+            for m, p, a in got
+            if a.status not in refused
+        ]
+        if opened:
+            raise SelfTestFailed(
+                f"{len(opened)} of {len(routes)} {what} did not refuse a caller {credential}: "
+                + ", ".join(opened[:5])
+                + (", ..." if len(opened) > 5 else "")
+            )
+        statuses = "/".join(str(s) for s in sorted(refused))
+        return Evidence(
+            checked=f"all {len(routes)} {what} enumerated from the live app answered {statuses} {credential}",
+        )
+
+    return check
 
 
 def privileged_routes_closed(app: Any, routes: BoundRoutes) -> AsyncCheck:
     """Every operator route of the live app refuses a caller without the admin key."""
-
-    async def check() -> Evidence:
-        operator = [
-            (path, method)
-            for (path, method), binding in routes
-            if binding in (Binding.ADMIN, Binding.REFUSED) and method not in ("WEBSOCKET", "HEAD")
-        ]
-        for path, method in operator:
-            verb = "POST" if method in ("*", "ANY") else method
-            status, _ = await asgi_request(app, verb, _concrete(path), b"{}")
-            if status not in CLOSED_STATUSES:
-                raise SelfTestFailed(f"operator route {verb} {path} answered {status} without the admin key")
-        return Evidence(
-            checked=(
-                f"{len(operator)} operator routes enumerated from the live app each answered 401, 403 or 404 "
-                "without the admin key"
-            ),
-        )
-
-    return check
+    return routes_refused(app, operator_routes(routes))
 
 
 def filtered(app: Any, path: str, dropped: Iterable[str], raw: Any = None) -> AsyncCheck:
@@ -101,7 +106,7 @@ def filtered(app: Any, path: str, dropped: Iterable[str], raw: Any = None) -> As
     names = tuple(dropped)
 
     async def check() -> Evidence:
-        status, body = await asgi_request(app, "GET", path)
+        status, body = await request(app, "GET", path)
         if status != 200:
             raise SelfTestFailed(f"GET {path} answered {status}")
         text = body.decode("utf-8", "replace")

@@ -100,3 +100,20 @@ def publish(sa: Any) -> None:
 
 def report(result: dict[str, Any]) -> None:
     print(json.dumps(result, sort_keys=True), flush=True)
+
+
+def wait_healthy(port: int, within_s: float = 300.0) -> bool:
+    """Poll ``GET /health`` on loopback until the server answers 200 (False if it never does)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False

@@ -14,10 +14,9 @@ import json
 import os
 import sys
 import threading
-import time
-import urllib.request
 
 import torch  # noqa: F401  (before regopy; see pccguard.adapters.sglang.facts)
+from _common import wait_healthy
 
 LATE_PATH = "/late/generate"
 
@@ -27,15 +26,7 @@ def _watch(port: int, routes_file: str) -> None:
 
     from pccguard.enforcement.tenancy.routes import enumerate_routes
 
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        time.sleep(0.5)
+    wait_healthy(port)
     routes = [[r.path, sorted(r.methods)] for r in enumerate_routes(app)]
     app.add_api_route(LATE_PATH, generate_request, methods=["POST"])
     tmp = routes_file + ".tmp"
