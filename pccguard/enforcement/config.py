@@ -71,6 +71,12 @@ class MitigationConfig(BaseModel):
     #: Its partition plan: ``auto`` (Mode P for a public base, all-enclave for a
     #: private one), ``default``, ``all-enclave`` or a plan file.
     hybrid_executor_plan: str = Field(default="auto", min_length=1)
+    #: Residue sampling while serving (with ``scrub_freed_kv``): how often a few free KV blocks are read
+    #: for zeros (``None``: never), how many, and what found residue does (``stop_admitting``: refuse new
+    #: requests for the rest of the start; ``audit``: the event and counter only).
+    residue_sample_interval_seconds: float | None = Field(default=5.0, gt=0)
+    residue_sample_blocks: int = Field(default=8, ge=1, le=4096)
+    residue_on_found: Literal["stop_admitting", "audit"] = "stop_admitting"
 
 
 class PluginConfig(BaseModel):

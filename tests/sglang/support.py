@@ -28,10 +28,10 @@ def scenario_env(plugin: bool, config: Path | None) -> dict[str, str]:
     return env
 
 
-def run_scenario(name: str, model: Path, plugin: bool, config: Path | None) -> dict[str, Any]:
-    """Run ``scenarios/<name>.py`` in a fresh process and return its JSON report."""
+def run_scenario(name: str, model: Path, plugin: bool, config: Path | None, *extra: str) -> dict[str, Any]:
+    """Run ``scenarios/<name>.py MODEL plugin|none EXTRA...`` in a fresh process and return its JSON report."""
     proc = subprocess.run(
-        [sys.executable, str(SCENARIOS / f"{name}.py"), str(model), "plugin" if plugin else "none"],
+        [sys.executable, str(SCENARIOS / f"{name}.py"), str(model), "plugin" if plugin else "none", *extra],
         cwd=SCENARIOS,
         env=scenario_env(plugin, config),
         capture_output=True,

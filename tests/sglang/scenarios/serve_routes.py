@@ -16,12 +16,12 @@ import sys
 import threading
 
 import torch  # noqa: F401  (before regopy; see pccguard.adapters.sglang.facts)
-from _common import wait_healthy
 
 LATE_PATH = "/late/generate"
 
 
 def _watch(port: int, routes_file: str) -> None:
+    from _common import wait_healthy  # here: the tests import this module for LATE_PATH
     from sglang.srt.entrypoints.http_server import app, generate_request
 
     from pccguard.enforcement.tenancy.routes import enumerate_routes
