@@ -30,6 +30,8 @@ REFUSED_STATUSES = frozenset({401, 403, 404})
 PROBE_SCOPE_KEY = "pccguard.selftest_probe"
 #: What a held router answers a probe that reached it: no middleware refused it (not an HTTP status).
 REACHED_ENDPOINT = 299
+#: The status of an :class:`Answer` that never came (the probe timed out; not an HTTP status).
+NO_ANSWER = 0
 #: How long one probe may take before the route counts as not refusing.
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -42,6 +44,8 @@ class Answer(NamedTuple):
 
     def said(self) -> str:
         """The answer as a self-test's finding names it."""
+        if self.status == NO_ANSWER:
+            return "gave no answer"
         return "reached its endpoint" if self.status == REACHED_ENDPOINT else f"answered {self.status}"
 
 

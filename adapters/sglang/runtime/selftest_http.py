@@ -1,12 +1,12 @@
 """SGLang's start-time self-tests in the HTTP server: the privileged routes proven closed on the live app.
 
 They are the tenant boundary's self-tests (``BoundaryPolicy.selftests``), run
-by the shared boundary when SGLang's app reports its lifespan start-up
-complete -- uvicorn completes the lifespan before it binds its socket, so no
-client can connect before they pass -- on SGLang's module-level FastAPI app
-with every middleware in place (SGLang's admin-key check, pccguard's
-boundary). A failure turns the start-up into ``lifespan.startup.failed``;
-uvicorn exits, and ``launch_server`` raises the one-line refusal.
+by the shared boundary when uvicorn asks SGLang's app to start (its ASGI
+lifespan), before SGLang's own start-up and before uvicorn binds its socket,
+so no client can connect before they pass -- on SGLang's module-level FastAPI
+app with every middleware in place (SGLang's admin-key check, pccguard's
+boundary). A failure answers ``lifespan.startup.failed``; uvicorn exits, and
+``launch_server`` raises the one-line refusal.
 
 * ``close_privileged_endpoints`` -- every privileged route of the live app
   (SGLang's admin auth level, :data:`~pccguard.adapters.sglang.routes.PRIVILEGED_ROUTES`,
@@ -155,7 +155,7 @@ def boundary_checks(
 def proven(outcome: SelfTestOutcome | None, refusal: str | None) -> None:
     """``BoundaryPolicy.on_selftests``: keep what the boundary proved, or the refusal ``launch_server`` raises."""
     if outcome is not None:
-        STATE.selftests, STATE.serving_verified = outcome, True
+        STATE.selftests = outcome
         STATE.engine_start_seconds = engine_start_seconds()
     if refusal is not None:
         STATE.refusal = EnforcementError(refusal)

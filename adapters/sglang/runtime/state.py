@@ -59,8 +59,6 @@ class _State:
         self.scheduler_init_seconds: float | None = None
         #: In the HTTP server: what each scheduler rank reported of its self-tests at its ready handshake.
         self.scheduler_selftests: list[dict[str, Any]] = []
-        #: In the HTTP server: whether its self-tests passed, so that it may serve (see ``selftest_http``).
-        self.serving_verified = False
         #: In the HTTP server: the refusal its self-tests raised at start-up, re-raised by ``launch_server``.
         self.refusal: EnforcementError | None = None
 

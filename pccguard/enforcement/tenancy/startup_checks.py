@@ -21,7 +21,14 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pccguard.enforcement.asgi_probe import REFUSED_STATUSES, Answer, Headers, endpoints_held, request
+from pccguard.enforcement.asgi_probe import (
+    NO_ANSWER,
+    REFUSED_STATUSES,
+    Answer,
+    Headers,
+    endpoints_held,
+    request,
+)
 from pccguard.enforcement.selftest import AsyncCheck, Evidence, SelfTestFailed
 from pccguard.enforcement.tenancy.routes import Binding, BoundRoutes
 
@@ -57,7 +64,7 @@ async def answers(app: Any, routes: Sequence[Route], headers: Headers = ()) -> l
             try:
                 answer = await request(app, method, concrete(path), headers=sent, body=b"{}")
             except TimeoutError:
-                answer = Answer(0, b"")
+                answer = Answer(NO_ANSWER, b"")
             out.append((method, path, answer))
     return out
 
@@ -77,11 +84,7 @@ def routes_refused(
         if not routes:
             raise SelfTestFailed(f"the live app lists no {what} to test")
         got = await answers(app, routes, headers)
-        opened = [
-            f"{m} {p} {a.said() if a.status else 'gave no answer'}"
-            for m, p, a in got
-            if a.status not in refused
-        ]
+        opened = [f"{m} {p} {a.said()}" for m, p, a in got if a.status not in refused]
         if opened:
             raise SelfTestFailed(
                 f"{len(opened)} of {len(routes)} {what} did not refuse a caller {credential}: "
