@@ -177,6 +177,13 @@ class PagedEnclave(EnclaveConnection):
     def zero_blocks(self, ids: list[int]) -> int:
         return int(self.call(Message("zero_blocks", {"ids": list(ids)}), "ok").meta["zeroed"])
 
+    def kv_residue(self, ids: list[int]) -> list[int]:
+        """Which of these blocks still hold data in the enclave's KV (pccguard's residue sampling)."""
+        holding = self.call(Message("kv_residue", {"ids": list(ids)}), "ok").meta["holding"]
+        if not isinstance(holding, list):
+            raise EnclaveRuntimeError("malformed kv_residue reply")
+        return [int(i) for i in holding]
+
     def kv_stats(self) -> dict[str, Any]:
         return dict(self.call(Message("kv_stats"), "stats").meta)
 

@@ -54,6 +54,22 @@ class PagedKV:
         self.zeroed_blocks += len(ids)
         return len(ids)
 
+    def holding(self, block_ids: list[int]) -> list[int]:
+        """Those of these blocks in which any layer's keys or values are not all zero (residue sampling).
+
+        One bit per block the host names, never a value: whether a block it
+        holds free still carries data is the property being checked.
+        """
+        ids = sorted({int(i) for i in block_ids})
+        if any(not 0 <= i < self.num_blocks for i in ids):
+            raise ValueError("block id outside the KV cache")
+        if not ids:
+            return []
+        index = torch.tensor(ids)
+        held = self.k[:, index].ne(0).flatten(2).any(dim=2).any(dim=0)
+        held |= self.v[:, index].ne(0).flatten(2).any(dim=2).any(dim=0)
+        return [i for i, h in zip(ids, held.tolist(), strict=True) if h]
+
     def slots(self, chunk: Chunk) -> tuple[torch.Tensor, torch.Tensor]:
         """(block, offset) of every position the chunk writes."""
         pos = torch.arange(chunk.start, chunk.start + len(chunk.ids))

@@ -15,6 +15,7 @@ three messages:
   item without ``key`` carries ``temperature`` / ``seed`` itself and leaves no
   state;
 - ``zero_blocks {ids}``: scrub blocks on demand (pccguard's ``scrub_freed_kv``).
+- ``kv_residue {ids}``: which of these blocks (the host holds them free) still hold data (residue sampling).
 """
 
 from __future__ import annotations
@@ -132,6 +133,10 @@ class PagedEnclaveServer(EnclaveServer):
             if self.kv is None:
                 return Message("ok", {"zeroed": 0})
             return Message("ok", {"zeroed": self.kv.zero(list(msg.meta.get("ids") or []))})
+        if msg.kind == "kv_residue":
+            if self.kv is None:
+                return Message("ok", {"holding": []})
+            return Message("ok", {"holding": self.kv.holding(list(msg.meta.get("ids") or []))})
         if msg.kind == "kv_stats":
             kv = self.kv
             return Message(

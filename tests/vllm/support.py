@@ -24,6 +24,7 @@ from vllm.v1.outputs import ModelRunnerOutput
 from vllm.v1.worker.cpu_model_runner import CPUModelRunner
 
 from pccguard.adapters.vllm.runtime.worker import PccguardWorkerExtension
+from pccguard.enclave_runtime.vllm_executor.executor import NO_OPS
 from pccguard.enclave_runtime.vllm_executor.inprocess import InProcessWorkerExecutor
 from tests.cpu_vllm import core_request, start_engine, tenant_token
 
@@ -84,6 +85,9 @@ class CpuTestWorker(PccguardWorkerExtension):
     def check_health(self) -> None:
         return None
 
+    def get_supported_tasks(self) -> tuple[str, ...]:
+        return ("generate",)
+
     # --- one step
     def execute_model(self, so: Any) -> ModelRunnerOutput:
         for req_id in so.finished_req_ids:
@@ -125,7 +129,15 @@ class CpuTestWorker(PccguardWorkerExtension):
             req_ids=req_ids, req_id_to_index={r: i for i, r in enumerate(req_ids)}, sampled_token_ids=sampled
         )
 
-    # --- inspection for tests
+    # --- faults and inspection for tests
+    def plant_residue(self, seed: int) -> int:
+        """Data in every block but the null one, as a free path that skipped the scrub leaves it (idle engine)."""
+        from pccguard.adapters.vllm.runtime.selftest_worker import write_canary
+
+        blocks = int(self.model_runner.kv_cache_config.num_blocks)
+        write_canary(self, list(range(1, blocks)), seed)
+        return blocks - 1
+
     def block_values(self, block_id: int) -> set[float]:
         values: set[float] = set()
         for kv in self.kv_caches.values():
@@ -135,6 +147,8 @@ class CpuTestWorker(PccguardWorkerExtension):
 
 class CpuTestExecutor(InProcessWorkerExecutor):
     """The executor around :class:`CpuTestWorker` (pccguard's in-process executor base, as the enclave uses)."""
+
+    no_ops = NO_OPS  # what vLLM's LLM and engine-core process send that has nothing to do here
 
     def make_worker(self) -> CpuTestWorker:
         return CpuTestWorker()

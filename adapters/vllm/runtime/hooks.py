@@ -20,6 +20,10 @@ through ``pccguard.enforcement.patching``:
   request; a failure refuses the start;
 * ``EngineCoreProc.run_busy_loop`` -- hands pccguard's scheduler a way to wake
   the idle engine loop when a cached prefix expires;
+* ``EngineCore.post_step`` -- samples free KV blocks for residue while the
+  engine serves, at most once per interval (:mod:`.residue`);
+* ``EngineCoreProc._reject_add_while_paused`` -- vLLM's refusal of new work,
+  also given (503) once the sampler found residue and stopped admission;
 * ``EngineCore.preprocess_add_request`` -- one wrapper, two checks in this
   order: the enclave executor's parameter check, then the salt token the
   tenant boundary minted is admitted (or the request refused) before vLLM
@@ -119,11 +123,27 @@ def _engine_core_init(original: Any, self: Any, *args: Any, **kwargs: Any) -> No
     original(self, *args, **kwargs)
     if static_check_active():
         return
+    prove_once(self, time.perf_counter() - started)
+
+
+def prove_once(engine_core: Any, engine_start_seconds: float | None) -> None:
+    """Run the engine core's self-tests unless they ran, then attach its residue sampler; refuse on any error.
+
+    Called when ``EngineCore.__init__`` returns and again when the busy loop
+    starts: an engine-core process started by ``spawn`` loads the plugin from
+    inside ``EngineCore.__init__``, too late for that call to carry the hook,
+    so there the busy loop proves the engine before it takes a request.
+    """
+    scheduler = getattr(engine_core, "scheduler", None)
+    if getattr(scheduler, "pccguard_plan", None) is None or hasattr(scheduler, "pccguard_selftests"):
+        return
+    from pccguard.adapters.vllm.runtime import residue
     from pccguard.adapters.vllm.runtime.selftest import prove_engine_core
     from pccguard.errors import EnforcementError
 
     try:
-        prove_engine_core(self, time.perf_counter() - started)
+        if prove_engine_core(engine_core, engine_start_seconds) is not None:
+            residue.attach(engine_core)
     except EnforcementError as exc:
         logger.error("%s", exc.one_line())
         raise
@@ -135,6 +155,8 @@ def _engine_core_init(original: Any, self: Any, *args: Any, **kwargs: Any) -> No
 
 
 def _run_busy_loop(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
+    if not static_check_active():
+        prove_once(self, None)
     scheduler: Any = getattr(self, "scheduler", None)
     if hasattr(scheduler, "pccguard_set_waker"):
         from vllm.v1.engine import EngineCoreRequestType
@@ -142,6 +164,28 @@ def _run_busy_loop(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
         queue = self.input_queue
         scheduler.pccguard_set_waker(lambda: queue.put_nowait((EngineCoreRequestType.WAKEUP, None)))
     return original(self, *args, **kwargs)
+
+
+def _post_step(result: Any, self: Any, *args: Any, **kwargs: Any) -> None:
+    """Sample free KV for residue when due (:mod:`.residue`); one clock read otherwise."""
+    if getattr(self, "pccguard_residue", None) is not None:
+        from pccguard.adapters.vllm.runtime import residue
+
+        residue.after_step(self)
+
+
+def _reject_add_while_paused(original: Any, self: Any, request: Any) -> bool:
+    """vLLM's refusal of new work, also given once residue sampling stopped admission (503, retryable)."""
+    from pccguard.adapters.vllm.runtime import residue
+
+    if not residue.refuses(self) or self.scheduler.has_request(request.request_id):
+        return bool(original(self, request))
+    from vllm.v1.engine import FinishReason
+
+    self._send_finish_outputs_to_client(
+        [request.request_id], request.client_index, FinishReason.ERROR, residue.refusal_error()
+    )
+    return True
 
 
 def _preprocess_add_request(original: Any, self: Any, request: Any) -> Any:
@@ -186,14 +230,25 @@ BUSY_LOOPS = (
     Hook(targets.BUSY_LOOP, _run_busy_loop, "AROUND"),
     Hook(targets.DP_BUSY_LOOP, _run_busy_loop, "AROUND"),
 )
+POST_STEP = Hook(targets.POST_STEP, _post_step, "AFTER")
+REJECT_ADD = Hook(targets.REJECT_ADD_WHILE_PAUSED, _reject_add_while_paused, "AROUND")
 
 #: Every hook of the vLLM adapter, pinned to the release :mod:`.targets` was read from.
 TABLE = HookTable(
     engine="vllm",
     version=targets.VERSION,
-    hooks=(CONFIG, VALIDATE_PARAMS, MIDDLEWARE, PREPROCESS, ENGINE_CORE_INIT, *BUSY_LOOPS),
+    hooks=(
+        CONFIG,
+        VALIDATE_PARAMS,
+        MIDDLEWARE,
+        PREPROCESS,
+        ENGINE_CORE_INIT,
+        *BUSY_LOOPS,
+        POST_STEP,
+        REJECT_ADD,
+    ),
 )
-ENGINE_CORE_HOOKS = (PREPROCESS, ENGINE_CORE_INIT, *BUSY_LOOPS)
+ENGINE_CORE_HOOKS = (PREPROCESS, ENGINE_CORE_INIT, *BUSY_LOOPS, POST_STEP, REJECT_ADD)
 
 
 def frontend_hooks() -> tuple[Hook, ...]:

@@ -48,6 +48,9 @@ class RuntimePlan:
     blocking: tuple[str, ...] = field(default=())
     #: Enclave executor settings when ``hybrid_executor`` is installed (read by the executor).
     enclave: dict[str, Any] | None = None
+    #: Residue sampling while serving (``interval_s``, ``blocks``, ``action``), with ``scrub_freed_kv``;
+    #: ``None``: not sampled.
+    residue: dict[str, Any] | None = None
 
     def has(self, mitigation: str) -> bool:
         return mitigation in self.install
@@ -108,7 +111,36 @@ class RuntimePlan:
             fail_mode=fail_mode,
             blocking=blocking,
             enclave=dict(enclave) if enclave else None,
+            residue=_residue(data.get("residue")),
         )
+
+
+def _residue(value: Any) -> dict[str, Any] | None:
+    """The sampling settings as the frontend validated them; anything else is a malformed plan."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) != {"interval_s", "blocks", "action"}:
+        raise ValueError("residue must map exactly interval_s, blocks and action")
+    interval, blocks, action = value["interval_s"], value["blocks"], value["action"]
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        raise ValueError("residue.interval_s must be a positive number")
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= 4096:
+        raise ValueError("residue.blocks must be an integer from 1 to 4096")
+    if action not in ("stop_admitting", "audit"):
+        raise ValueError("residue.action must be stop_admitting or audit")
+    return {"interval_s": float(interval), "blocks": blocks, "action": action}
+
+
+def residue_settings(settings: PluginConfig, install: Sequence[str]) -> dict[str, Any] | None:
+    """What the engine core samples with: only where it scrubs, and not when the operator turned it off."""
+    wanted = settings.mitigations
+    if "scrub_freed_kv" not in install or wanted.residue_sample_interval_seconds is None:
+        return None
+    return {
+        "interval_s": wanted.residue_sample_interval_seconds,
+        "blocks": wanted.residue_sample_blocks,
+        "action": wanted.residue_on_found,
+    }
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...]:
@@ -219,6 +251,7 @@ def decide(
         salt_max_age=loaded.tenancy.salt_token_max_age_seconds,
         fail_mode=loaded.fail_mode,
         enclave=enclave.to_dict() if hybrid.MITIGATION in decision.install else None,
+        residue=residue_settings(loaded, decision.install),
     )
     return plan, decision
 

@@ -16,6 +16,7 @@ Everything else is vLLM's code. The subclass
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -31,6 +32,9 @@ from pccguard.enforcement.audit import AuditAggregator, AuditKind
 from pccguard.enforcement.tenancy.gate import SaltGate
 from pccguard.enforcement.tenancy.salts import adopt_process_keys, isolated_salt
 from pccguard.errors import EnforcementError
+
+
+_NONE: frozenset[int] = frozenset()
 
 
 def plan_from_config(vllm_config: Any) -> RuntimePlan:
@@ -63,6 +67,9 @@ class PccguardSchedulerMixin:
         pool = self.kv_cache_manager.block_pool  # type: ignore[attr-defined]
         log = audit_log()
         self.pccguard_scrub = ScrubTracker(pool) if plan.has("scrub_freed_kv") else None
+        #: What the last two steps handed the workers to zero: a step in flight may not have zeroed it yet
+        #: (``residue``).
+        self.pccguard_recently_zeroed: deque[frozenset[int]] = deque(maxlen=2)
         self.pccguard_ttl = (
             PrefixTTL(pool, plan.ttl_seconds) if plan.has("prefix_cache_ttl") and plan.ttl_seconds else None
         )
@@ -116,13 +123,15 @@ class PccguardSchedulerMixin:
             return own
         ids, reasons = self.pccguard_scrub.drain()
         if not ids:
+            self.pccguard_recently_zeroed.append(_NONE)
             return own
         for reason, n in reasons.items():
             self.pccguard_audit.count(
                 AuditKind.KV_SCRUBBED, "scrub_freed_kv", n, unit="blocks", reason=reason
             )
+        seen = frozenset(ids)
+        self.pccguard_recently_zeroed.append(seen)
         if own:
-            seen = set(ids)
             ids += [i for i in own if i not in seen]
         return ids
 

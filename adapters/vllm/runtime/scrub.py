@@ -109,6 +109,10 @@ class ScrubTracker(BlockSubscriber):
     def pending(self) -> bool:
         return bool(self._pending)
 
+    def queued(self, block_id: int) -> bool:
+        """Whether this block waits for zeroing (the residue sampler leaves it alone until it is zeroed)."""
+        return block_id in self._pending
+
     def drain(self) -> tuple[list[int], dict[str, int]]:
         """The queued block ids (each once) and how many were queued for which reason."""
         if not self._pending:

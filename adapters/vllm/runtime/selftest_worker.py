@@ -117,6 +117,24 @@ def read_state(worker: Any, block_ids: list[int], seed: int) -> RankState:
     }
 
 
+def holding_blocks(worker: Any, block_ids: list[int]) -> list[int]:
+    """Those of these blocks holding a non-zero byte in any KV tensor of this rank (residue sampling).
+
+    One device-to-host copy per tensor (a row of booleans), not one per block:
+    the sampler runs between steps of a serving engine.
+    """
+    runner = _runner(worker)
+    num_blocks = int(runner.kv_cache_config.num_blocks)
+    ids = [int(i) for i in block_ids]
+    if not ids:
+        return []
+    held = torch.zeros(len(ids), dtype=torch.bool)
+    for _, kv in kv_tensors(runner):
+        row = torch.stack([_block_view(kv, num_blocks, i).ne(0).any() for i in ids])
+        held |= row.cpu()
+    return [i for i, h in zip(ids, held.tolist(), strict=True) if h]
+
+
 def run_engine_zeroing(worker: Any, block_ids: list[int]) -> None:
     """Zero these blocks the way a step does: the runner's ``_zero_block_ids`` (``new_block_ids_to_zero``)."""
     runner = _runner(worker)

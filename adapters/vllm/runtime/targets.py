@@ -25,3 +25,7 @@ PREPROCESS_ADD_REQUEST = "vllm.v1.engine.core.EngineCore.preprocess_add_request"
 BUSY_LOOP = "vllm.v1.engine.core.EngineCoreProc.run_busy_loop"
 #: The data-parallel engine core has a busy loop of its own.
 DP_BUSY_LOOP = "vllm.v1.engine.core.DPEngineCoreProc.run_busy_loop"
+#: Called once after every step, by the busy loop and by the in-process client (residue sampling).
+POST_STEP = "vllm.v1.engine.core.EngineCore.post_step"
+#: Where the engine-core process refuses new work while paused: residue found refuses there too.
+REJECT_ADD_WHILE_PAUSED = "vllm.v1.engine.core.EngineCoreProc._reject_add_while_paused"
