@@ -18,7 +18,13 @@ registers through SGLang's registry and one that installs here read the same:
 * ``BEFORE``: ``hook(*args, **kwargs)`` runs first; a non-None result is the new ``(args, kwargs)``;
 * ``AFTER``: ``hook(result, *args, **kwargs)``; a non-None result replaces the result;
 * ``AROUND``: ``hook(original, *args, **kwargs)`` decides whether and how to call the original;
-* ``REPLACE``: ``hook(*args, **kwargs)`` instead of the original.
+* ``REPLACE``: ``hook(*args, **kwargs)`` instead of the original;
+* ``ON_SET``: ``hook(obj, value)`` runs each time an instance attribute is
+  assigned, after the value is stored. The target names an attribute the
+  engine sets on its instances (so the class has none until the hook is
+  installed): a property whose setter carries the hook takes its place. It
+  is for the one moment an engine offers no call to wrap -- the end of a
+  constructor already running when the hook was installed.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any, NamedTuple
 
 from pccguard.errors import EnforcementError
 
-KINDS = ("BEFORE", "AFTER", "AROUND", "REPLACE")
+KINDS = ("BEFORE", "AFTER", "AROUND", "REPLACE", "ON_SET")
 
 #: How far a wrapper chain is followed before giving up (a cycle, or a pathological stack of wrappers).
 _MAX_CHAIN = 64
@@ -110,8 +116,8 @@ def current(target: str) -> Any:
 
 
 def carries(obj: Any, hook: Callable[..., Any]) -> bool:
-    """Whether ``obj`` is a wrapper chain one of whose wrappers closes over ``hook``."""
-    node = getattr(obj, "__func__", obj)
+    """Whether ``obj`` is a wrapper chain one of whose wrappers closes over ``hook`` (a property: its setter)."""
+    node = obj.fset if isinstance(obj, property) else getattr(obj, "__func__", obj)
     for _ in range(_MAX_CHAIN):
         if node is None:
             return False
@@ -169,6 +175,22 @@ def wrap(original: Callable[..., Any], hook: Callable[..., Any], kind: str) -> C
     return wrapper
 
 
+def on_set(name: str, hook: Callable[..., Any]) -> property:
+    """A property standing for the instance attribute ``name``: stored in the instance, ``hook`` run on each set."""
+
+    def get(obj: Any) -> Any:
+        try:
+            return obj.__dict__[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def set_(obj: Any, value: Any) -> None:
+        obj.__dict__[name] = value
+        hook(obj, value)
+
+    return property(get, set_, doc=f"{name}, with a pccguard hook run when it is set")
+
+
 def install(table: HookTable, hooks: Iterable[Hook] | None = None) -> None:
     """Wrap every target of ``table`` (or the ``hooks`` chosen from it) in place; idempotent.
 
@@ -180,11 +202,19 @@ def install(table: HookTable, hooks: Iterable[Hook] | None = None) -> None:
             try:
                 owner = import_owner(entry.target)
                 attr = entry.target.rpartition(".")[2]
-                if not hasattr(owner, attr):
+                if entry.kind == "ON_SET":
+                    if not isinstance(owner, type):
+                        raise LookupError(f"{entry.target} is not an attribute of a class")
+                elif not hasattr(owner, attr):
                     raise LookupError(f"{entry.target} not found")
             except LookupError as exc:
                 raise _refuse(table.engine, f"hook target missing: {exc}") from None
-            if carries(getattr(owner, attr), entry.hook):
+            if carries(getattr(owner, attr, None), entry.hook):
+                continue
+            if entry.kind == "ON_SET":
+                if attr in owner.__dict__:  # something of that name is defined there: not ours to replace
+                    raise _refuse(table.engine, f"hook target {entry.target} is defined on its class")
+                setattr(owner, attr, on_set(attr, entry.hook))
                 continue
             raw = owner.__dict__.get(attr) if isinstance(owner, type) else None
             if isinstance(raw, (classmethod, staticmethod)):

@@ -127,3 +127,33 @@ def test_version_pin() -> None:
 def test_unknown_kind_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown kind"):
         _table(Hook(HANDLE, around, "SIDEWAYS"))
+
+
+def test_an_on_set_hook_runs_when_a_constructor_already_running_sets_the_attribute(module: Any) -> None:
+    """The case it exists for: the hook is installed while ``__init__`` runs, before it sets the attribute."""
+    seen: list[tuple[Any, Any]] = []
+    table = _table(Hook(f"{MODULE}.Service.ready", lambda obj, value: seen.append((obj, value)), "ON_SET"))
+
+    def init(self: Any) -> None:
+        install(table)  # as a plugin loaded from inside the constructor installs it
+        self.ready = [1]
+
+    module.Service.__init__ = init
+    with pytest.raises(EnforcementError, match=r"hook targets missing: .*Service\.ready"):
+        verify(table)  # control: not installed yet, not proven
+    built = module.Service()
+    verify(table)
+    assert seen == [(built, [1])] and built.ready == [1] and built.__dict__["ready"] == [1]
+    module.Service().ready = [2]
+    assert len(seen) == 3, "every set runs the hook, the constructor's and later ones"
+    with pytest.raises(AttributeError):
+        object.__new__(module.Service).ready  # noqa: B018  (never set: no value invented)
+    module.Service.ready = None  # replaced by someone else: the proof is lost
+    with pytest.raises(EnforcementError, match=r"hooks not applied to .*Service\.ready"):
+        verify(table)
+
+
+def test_an_on_set_hook_does_not_replace_what_the_class_defines(module: Any) -> None:
+    with pytest.raises(EnforcementError, match=r"hook target .*Service\.handle is defined on its class"):
+        install(_table(Hook(HANDLE, lambda obj, value: None, "ON_SET")))
+    assert module.Service().handle(1) == 2  # untouched

@@ -65,6 +65,20 @@ def test_step_zeroes_before_compute(enclave: PagedEnclave) -> None:
     assert not enclave.block_nonzero(2) and not enclave.block_nonzero(3)
 
 
+def test_residue_query_names_the_blocks_holding_data_and_nothing_else(enclave: PagedEnclave) -> None:
+    """What vLLM's residue sampler asks the enclave: one bit per named block, no values."""
+    enclave.zero_blocks(list(range(BLOCKS)))
+    assert enclave.kv_residue([4, 5, 6]) == []  # control: zeroed blocks hold nothing
+    enclave.step([{"n": 6, "start": 0, "blocks": [4, 5], "sample": True}], [5, 6, 7, 8, 9, 10])
+    assert enclave.kv_residue([6, 5, 4, 5]) == [4, 5]  # the written blocks, once each, in order
+    enclave.step([], [], zero=[4])
+    assert enclave.kv_residue([4, 5, 6]) == [5]
+    with pytest.raises(EnclaveRuntimeError):
+        enclave.kv_residue([BLOCKS])
+    enclave.zero_blocks([5])
+    assert enclave.kv_residue(list(range(BLOCKS))) == []
+
+
 @pytest.mark.parametrize(
     ("req", "ids"),
     [

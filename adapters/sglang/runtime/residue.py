@@ -21,24 +21,27 @@ from . import targets
 from .selftest import kv_tensors
 from .state import STATE
 
-_SAMPLERS: dict[int, ResidueSampler] = {}
+#: Each scheduler's sampler by ``id``; ``None`` once it was decided that this scheduler does not sample.
+_SAMPLERS: dict[int, ResidueSampler | None] = {}
 
 
 def sampler_for(scheduler: Any) -> ResidueSampler | None:
     """This scheduler's sampler, built on first use while ``scrub_freed_kv`` is installed."""
     if not STATE.active("scrub_freed_kv"):
         return None
-    found = _SAMPLERS.get(id(scheduler))
-    if found is None:
-        settings = (STATE.current.config if STATE.current is not None else PluginConfig()).mitigations
-        if settings.residue_sample_interval_seconds is None:
-            return None
-        found = _SAMPLERS[id(scheduler)] = ResidueSampler(
+    key = id(scheduler)
+    if key in _SAMPLERS:
+        return _SAMPLERS[key]
+    settings = (STATE.current.config if STATE.current is not None else PluginConfig()).mitigations
+    found: ResidueSampler | None = None
+    if settings.residue_sample_interval_seconds is not None:
+        found = ResidueSampler(
             STATE.audit,
             interval_s=settings.residue_sample_interval_seconds,
             blocks=settings.residue_sample_blocks,
             action=settings.residue_on_found,
         )
+    _SAMPLERS[key] = found
     return found
 
 
@@ -60,7 +63,9 @@ def dirty_pages(allocator: Any, pages: list[int]) -> list[int]:
 
 
 def _before_step(scheduler: Any, *args: Any, **kwargs: Any) -> None:
-    sampler = sampler_for(scheduler)
+    """Sample when due; between samples one dictionary lookup and one clock read."""
+    key = id(scheduler)
+    sampler = _SAMPLERS[key] if key in _SAMPLERS else sampler_for(scheduler)
     if sampler is None or not sampler.due():
         return None
     allocator = scheduler.token_to_kv_pool_allocator

@@ -14,10 +14,12 @@ through ``pccguard.enforcement.patching``:
   parameters the enclave executor cannot honour (:mod:`.enclave_requests`);
 * the API server's middleware registration -- appends pccguard's tenant
   middleware to ``args.middleware`` (vLLM's ``--middleware`` mechanism);
-* ``EngineCore.__init__`` -- once vLLM has built the executor, the KV cache
-  and pccguard's scheduler, runs the start-time self-tests of every
-  engine-core mitigation (:mod:`.selftest`) before the engine takes a
-  request; a failure refuses the start;
+* ``EngineCore.__init__`` and the last attribute it sets -- once vLLM has
+  built the executor, the KV cache and pccguard's scheduler, and before the
+  engine-core process reports ready, runs the start-time self-tests of every
+  engine-core mitigation (:mod:`.selftest`); a failure refuses the start.
+  The attribute hook is what proves an engine-core process started by
+  ``spawn``, which loads the plugin from inside ``__init__``;
 * ``EngineCoreProc.run_busy_loop`` -- hands pccguard's scheduler a way to wake
   the idle engine loop when a cached prefix expires;
 * ``EngineCore.post_step`` -- samples free KV blocks for residue while the
@@ -115,25 +117,37 @@ def _init_middleware(original: Any, args: Any, *rest: Any, **kwargs: Any) -> Any
     return original(args, *rest, **kwargs)
 
 
+#: Where the ``__init__`` hook notes when the engine core's construction began (for the self-tests' budget).
+_STARTED = "pccguard_init_started"
+
+
 def _engine_core_init(original: Any, self: Any, *args: Any, **kwargs: Any) -> None:
-    """Build the engine core as vLLM does, then prove its mitigations on it (timed against its own start)."""
+    """Build the engine core as vLLM does, noting when it began; it is proven at the end (:func:`_engine_core_built`)."""
     import time
 
-    started = time.perf_counter()
+    self.__dict__[_STARTED] = time.perf_counter()
     original(self, *args, **kwargs)
-    if static_check_active():
-        return
-    prove_once(self, time.perf_counter() - started)
+    if not static_check_active():
+        prove_once(self)  # a no-op once the end of the constructor proved it
 
 
-def prove_once(engine_core: Any, engine_start_seconds: float | None) -> None:
+def _engine_core_built(self: Any, _value: Any) -> None:
+    """``EngineCore.__init__`` set its last attribute: prove the engine core before it reports ready."""
+    if not static_check_active():
+        prove_once(self)
+
+
+def prove_once(engine_core: Any) -> None:
     """Run the engine core's self-tests unless they ran, then attach its residue sampler; refuse on any error.
 
-    Called when ``EngineCore.__init__`` returns and again when the busy loop
-    starts: an engine-core process started by ``spawn`` loads the plugin from
-    inside ``EngineCore.__init__``, too late for that call to carry the hook,
-    so there the busy loop proves the engine before it takes a request.
+    Runs inside ``EngineCore.__init__`` (:data:`.targets.ENGINE_CORE_BUILT`),
+    so an engine-core process refuses before it tells the frontend it is
+    ready, also when started by ``spawn``, where the plugin is loaded from
+    inside that constructor. The time is measured against the construction
+    when the ``__init__`` hook saw it begin; otherwise the fixed budget holds.
     """
+    import time
+
     scheduler = getattr(engine_core, "scheduler", None)
     if getattr(scheduler, "pccguard_plan", None) is None or hasattr(scheduler, "pccguard_selftests"):
         return
@@ -141,8 +155,10 @@ def prove_once(engine_core: Any, engine_start_seconds: float | None) -> None:
     from pccguard.adapters.vllm.runtime.selftest import prove_engine_core
     from pccguard.errors import EnforcementError
 
+    started = engine_core.__dict__.get(_STARTED)
     try:
-        if prove_engine_core(engine_core, engine_start_seconds) is not None:
+        elapsed = None if started is None else time.perf_counter() - started
+        if prove_engine_core(engine_core, elapsed) is not None:
             residue.attach(engine_core)
     except EnforcementError as exc:
         logger.error("%s", exc.one_line())
@@ -155,8 +171,6 @@ def prove_once(engine_core: Any, engine_start_seconds: float | None) -> None:
 
 
 def _run_busy_loop(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
-    if not static_check_active():
-        prove_once(self, None)
     scheduler: Any = getattr(self, "scheduler", None)
     if hasattr(scheduler, "pccguard_set_waker"):
         from vllm.v1.engine import EngineCoreRequestType
@@ -226,6 +240,7 @@ VALIDATE_PARAMS = Hook(targets.VALIDATE_PARAMS, enclave_requests.validate_params
 MIDDLEWARE = Hook(targets.INIT_MIDDLEWARE, _init_middleware, "AROUND")
 PREPROCESS = Hook(targets.PREPROCESS_ADD_REQUEST, _preprocess_add_request, "AROUND")
 ENGINE_CORE_INIT = Hook(targets.ENGINE_CORE_INIT, _engine_core_init, "AROUND")
+ENGINE_CORE_BUILT = Hook(targets.ENGINE_CORE_BUILT, _engine_core_built, "ON_SET")
 BUSY_LOOPS = (
     Hook(targets.BUSY_LOOP, _run_busy_loop, "AROUND"),
     Hook(targets.DP_BUSY_LOOP, _run_busy_loop, "AROUND"),
@@ -243,12 +258,13 @@ TABLE = HookTable(
         MIDDLEWARE,
         PREPROCESS,
         ENGINE_CORE_INIT,
+        ENGINE_CORE_BUILT,
         *BUSY_LOOPS,
         POST_STEP,
         REJECT_ADD,
     ),
 )
-ENGINE_CORE_HOOKS = (PREPROCESS, ENGINE_CORE_INIT, *BUSY_LOOPS, POST_STEP, REJECT_ADD)
+ENGINE_CORE_HOOKS = (PREPROCESS, ENGINE_CORE_INIT, ENGINE_CORE_BUILT, *BUSY_LOOPS, POST_STEP, REJECT_ADD)
 
 
 def frontend_hooks() -> tuple[Hook, ...]:

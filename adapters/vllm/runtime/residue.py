@@ -101,7 +101,7 @@ def holding(engine_core: Any, ids: list[int]) -> list[int]:
     """Those of ``ids`` holding data on any rank (or, with the enclave executor, in the enclave)."""
     enclave = getattr(getattr(engine_core.model_executor, "worker", None), "enclave", None)
     if enclave is not None:
-        return enclave.kv_residue(ids)
+        return [int(i) for i in enclave.kv_residue(ids)]
     found: set[int] = set()
     for rank in engine_core.model_executor.collective_rpc(worker.holding_blocks, args=(ids,)):
         found.update(int(i) for i in rank)

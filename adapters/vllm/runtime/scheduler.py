@@ -33,7 +33,6 @@ from pccguard.enforcement.tenancy.gate import SaltGate
 from pccguard.enforcement.tenancy.salts import adopt_process_keys, isolated_salt
 from pccguard.errors import EnforcementError
 
-
 _NONE: frozenset[int] = frozenset()
 
 

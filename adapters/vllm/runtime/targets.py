@@ -25,6 +25,10 @@ PREPROCESS_ADD_REQUEST = "vllm.v1.engine.core.EngineCore.preprocess_add_request"
 BUSY_LOOP = "vllm.v1.engine.core.EngineCoreProc.run_busy_loop"
 #: The data-parallel engine core has a busy loop of its own.
 DP_BUSY_LOOP = "vllm.v1.engine.core.DPEngineCoreProc.run_busy_loop"
+#: The last attribute ``EngineCore.__init__`` sets, once everything the self-tests drive exists: an
+#: engine-core process started by ``spawn`` loads the plugin from inside ``__init__``, too late for the
+#: ``__init__`` hook, so the self-tests run when this is set, still before the engine reports ready.
+ENGINE_CORE_BUILT = "vllm.v1.engine.core.EngineCore._idle_state_callbacks"
 #: Called once after every step, by the busy loop and by the in-process client (residue sampling).
 POST_STEP = "vllm.v1.engine.core.EngineCore.post_step"
 #: Where the engine-core process refuses new work while paused: residue found refuses there too.
