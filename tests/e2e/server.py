@@ -153,14 +153,3 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-
-
-def probe(base: str, model: Path, *argv: str) -> int:
-    """``pccguard probe`` against the server at ``base`` (its ``/v1``), in this process; its exit status."""
-    import argparse
-
-    from pccguard.probe.cli import add_arguments, run
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return run(parser.parse_args([f"{base}/v1", "--model", str(model), *argv]))

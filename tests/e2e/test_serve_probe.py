@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.server import probe, running_server, stop
-from tests.e2e.test_serve_scan import scan_log_for_planted
+from tests.e2e.server import running_server, stop
+from tests.log_scan import probe, scan_log_for_planted
 
 SERVE_FLAGS = ("--enable-prompt-tokens-details", "--max-model-len", "1024")
 #: Private weights on an untrusted accelerator: PCC-E-010 makes the plugin select the enclave executor.

@@ -8,27 +8,12 @@ model's token ids; with the plugin on, its log holds no prompt
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from pccguard.cli import main
-from tests.e2e.server import probe, running_server
+from tests.e2e.server import running_server
+from tests.log_scan import scan_log_for_planted
 
 PLUGIN_OFF = "enabled: false\n"
-
-
-def scan_log_for_planted(base: str, model: Path, root: Path, log: Path) -> tuple[int, dict[str, Any]]:
-    """Plant one canary through the server at ``base`` as tenant alice, then scan its log; (exit, report)."""
-    root.mkdir(parents=True, exist_ok=True)
-    canary_file = root / "canary.txt"
-    plant = ("--victim-tenant", "alice", "--timeout", "30", "--plant", str(canary_file))
-    assert probe(base, model, *plant) == 0
-    assert canary_file.read_text(encoding="utf-8").startswith("pccguard-canary-")
-    out = root / "scan.json"
-    argv = ["scan", str(log), "--canary-file", str(canary_file), "--tokenizer", str(model)]
-    code = main([*argv, "--format", "json", "-o", str(out)])
-    return code, json.loads(out.read_text(encoding="utf-8"))
 
 
 def test_request_logging_keeps_the_planted_canary(tiny_llama: Path, tmp_path: Path) -> None:

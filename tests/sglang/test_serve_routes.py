@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from pccguard.adapters.sglang.routes import ROUTE_TABLE
+from tests.log_scan import scan_log_for_planted
 from tests.sglang.scenarios.serve_routes import LATE_PATH
 from tests.sglang.support import SCENARIOS, free_port, scenario_env, stop
 from tests.tenant_routes import (
@@ -42,6 +43,8 @@ BOOT_TIMEOUT_S = 300
 #: SGLang's radix cache matches single tokens; the chat template's opening tokens are shared by every
 #: prompt of one tenant, so a hit counts only beyond them.
 OWN_HIT = 16
+#: SGLang's request logging at its most verbose (inputs and outputs in full), and the level that shows it.
+REQUEST_LOGGING = ("--log-requests", "--log-requests-level", "3", "--log-level", "info")
 #: SGLang's Anthropic route has no ``cache_salt`` field: its requests never carry a client salt.
 NO_CLIENT_SALT = "/v1/messages"
 
@@ -51,6 +54,7 @@ class Live:
     base: str
     tokenizer: Any
     routes: list[tuple[str, str]]
+    log: Path
 
     def post(self, path: str, body: dict[str, Any], tenant: str | None) -> tuple[int, Any]:
         return post(self.base, path, body, tenant)
@@ -90,14 +94,14 @@ def chat_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_llama(tmp_path_factory.mktemp("chat-llama") / "model", seed=0)
 
 
-def _live(model: Path, root: Path, plugin: bool, config: Path) -> Iterator[Live]:
+def _live(model: Path, root: Path, plugin: bool, config: Path, *extra: str) -> Iterator[Live]:
     from transformers import AutoTokenizer
 
     port, routes_file = free_port(), root / "routes.json"
     with (root / "server.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, str(SCENARIOS / "serve_routes.py"), str(model), "plugin" if plugin else "none",
-             str(port), str(routes_file)],
+             str(port), str(routes_file), *extra],
             env=scenario_env(plugin, config), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
@@ -109,7 +113,10 @@ def _live(model: Path, root: Path, plugin: bool, config: Path) -> Iterator[Live]
         listed = json.loads(routes_file.read_text())
         routes = [(path, method) for path, methods in listed for method in methods]
         yield Live(
-            f"http://127.0.0.1:{port}", AutoTokenizer.from_pretrained(model), [*routes, (LATE_PATH, "POST")]
+            f"http://127.0.0.1:{port}",
+            AutoTokenizer.from_pretrained(model),
+            [*routes, (LATE_PATH, "POST")],
+            root / "server.log",
         )
     finally:
         stop(proc)
@@ -119,14 +126,19 @@ def _live(model: Path, root: Path, plugin: bool, config: Path) -> Iterator[Live]
 def plugin_on(
     chat_model: Path, plugin_config: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
-    yield from _live(chat_model, tmp_path_factory.mktemp("routes-on"), True, plugin_config)
+    """At log level info, so that pccguard's audit records reach the server's log (the scan's positive control)."""
+    yield from _live(
+        chat_model, tmp_path_factory.mktemp("routes-on"), True, plugin_config, "--log-level", "info"
+    )
 
 
 @pytest.fixture(scope="module")
 def plugin_off(
     chat_model: Path, plugin_config: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
-    yield from _live(chat_model, tmp_path_factory.mktemp("routes-off"), False, plugin_config)
+    """SGLang as shipped, with request logging on at its most verbose (the log scan's control)."""
+    root = tmp_path_factory.mktemp("routes-off")
+    yield from _live(chat_model, root, False, plugin_config, *REQUEST_LOGGING)
 
 
 def _any_prompt_body() -> dict[str, Any]:
@@ -202,3 +214,25 @@ def test_control_without_the_plugin_every_route_and_pair_shares(plugin_off: Live
     assert plugin_off.post(LATE_PATH, body, None)[0] == 200
     status, answer = plugin_off.post("/generate", body, None)
     assert status == 200 and answer["meta_info"]["cached_tokens"] >= OWN_HIT
+
+
+# --------------------------------------------------------------------------- request logs, scanned
+
+
+def test_request_logging_keeps_the_planted_canary(plugin_off: Live, chat_model: Path, tmp_path: Path) -> None:
+    """The control: SGLang's ``--log-requests`` writes the planted prompt into the server's log."""
+    code, report = scan_log_for_planted(plugin_off.base, chat_model, tmp_path, plugin_off.log)
+    assert code == 1 and report["outcome"] == "found", report
+    assert "utf-8" in {f["encoding"] for f in report["findings"]}
+
+
+def test_with_the_plugin_the_log_holds_audit_records_and_no_canary(
+    plugin_on: Live, chat_model: Path, tmp_path: Path
+) -> None:
+    """The plugin's server log (SGLang's own lines and pccguard's allowlisted audit records) holds no prompt."""
+    code, report = scan_log_for_planted(plugin_on.base, chat_model, tmp_path, plugin_on.log)
+    assert code == 0 and report["outcome"] == "clean", report
+    text = plugin_on.log.read_text(encoding="utf-8", errors="replace")
+    assert '"kind": "' in text and '"engine": "sglang"' in text, (
+        "positive control: audit records were written"
+    )

@@ -1,11 +1,12 @@
 """Scenario server: SGLang's real ``launch_server`` on loopback, plus a route that appears after start.
 
-``python serve_routes.py MODEL_DIR plugin|none PORT ROUTES_FILE``. Once the
+``python serve_routes.py MODEL_DIR plugin|none PORT ROUTES_FILE [SERVER_ARG...]``. Once the
 server answers ``/health`` (after pccguard's boundary has enumerated and bound
 the routes), a watcher writes the live app's routes to ``ROUTES_FILE`` and then
 adds :data:`LATE_PATH`: SGLang's own ``/generate`` endpoint at a path no route
 table lists, standing in for a route a new SGLang version adds. The file's
-appearance tells the test that both have happened.
+appearance tells the test that both have happened. Arguments after
+``ROUTES_FILE`` are passed on to ``launch_server`` (they come last, so they win).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _watch(port: int, routes_file: str) -> None:
 
 def main() -> None:
     model, mode, port, routes_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    extra = sys.argv[5:]
     assert mode in ("plugin", "none"), mode
     from sglang.srt.entrypoints.http_server import launch_server
     from sglang.srt.server_args import prepare_server_args
@@ -47,6 +49,7 @@ def main() -> None:
             "--attention-backend", "torch_native", "--sampling-backend", "pytorch",
             "--model-impl", "transformers", "--mem-fraction-static", "0.05", "--disable-cuda-graph",
             "--enable-cache-report", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            *extra,
         ]
     )  # fmt: skip
     threading.Thread(target=_watch, args=(port, routes_file), daemon=True).start()
