@@ -65,29 +65,36 @@ def install() -> Any:
     return enforcement
 
 
+def allocator(slots: int) -> Any:
+    """SGLang's real token allocator over a real K/V pool of ``slots`` (2 layers, 2 heads of 16, page 1)."""
+    from sglang.srt.mem_cache.allocator import TokenToKVPoolAllocator
+    from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool
+
+    kv = MHATokenToKVPool(
+        size=slots,
+        page_size=1,
+        dtype=torch.float32,
+        head_num=2,
+        head_dim=16,
+        layer_num=2,
+        device="cpu",
+        enable_memory_saver=False,
+        enable_alt_stream=False,
+    )
+    return TokenToKVPoolAllocator(slots, torch.float32, "cpu", kv, need_sort=False)
+
+
 class Arm:
     """One radix tree over its own KV pool and allocator; ``step`` times what the arm adds per request."""
 
     SIZE = 8192
 
     def __init__(self, salt_of: Any, tick: Any) -> None:
-        from sglang.srt.mem_cache.allocator import TokenToKVPoolAllocator
         from sglang.srt.mem_cache.cache_init_params import CacheInitParams
-        from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool, ReqToTokenPool
+        from sglang.srt.mem_cache.memory_pool import ReqToTokenPool
         from sglang.srt.mem_cache.radix_cache import RadixCache
 
-        kv = MHATokenToKVPool(
-            size=self.SIZE,
-            page_size=1,
-            dtype=torch.float32,
-            head_num=2,
-            head_dim=16,
-            layer_num=2,
-            device="cpu",
-            enable_memory_saver=False,
-            enable_alt_stream=False,
-        )
-        self.alloc = TokenToKVPoolAllocator(self.SIZE, torch.float32, "cpu", kv, need_sort=False)
+        self.alloc = allocator(self.SIZE)
         params = CacheInitParams(
             disable=False,
             req_to_token_pool=ReqToTokenPool(4, 256, "cpu", False),

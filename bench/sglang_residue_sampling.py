@@ -28,11 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import paired_ratio, print_table, target_verdict
-from sglang_radix_overhead import Arm, arms, install, workload
+from sglang_radix_overhead import Arm, allocator, arms, install, workload
 
 #: The default interval and one a hundred times more frequent (a stress setting).
 INTERVALS = (5.0, 0.05)
@@ -86,23 +84,9 @@ def _sampling(arm: Arm, interval: float, batch: int) -> Any:
 
 def _one_sample(slots: int, n: int = 200) -> float:
     """Seconds per sample on a fresh pool of ``slots`` (all free): list the free pages, read 8."""
-    from sglang.srt.mem_cache.allocator import TokenToKVPoolAllocator
-    from sglang.srt.mem_cache.memory_pool import MHATokenToKVPool
-
     from pccguard.adapters.sglang.runtime import residue
 
-    kv = MHATokenToKVPool(
-        size=slots,
-        page_size=1,
-        dtype=torch.float32,
-        head_num=2,
-        head_dim=16,
-        layer_num=2,
-        device="cpu",
-        enable_memory_saver=False,
-        enable_alt_stream=False,
-    )
-    alloc = TokenToKVPoolAllocator(slots, torch.float32, "cpu", kv, need_sort=False)
+    alloc = allocator(slots)
     sampler = _sampler(_Loop(alloc), 5.0)
     start = time.thread_time()
     for _ in range(n):

@@ -37,7 +37,7 @@ configure_environment()
 os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")
 
 from _table import paired_ratio, print_table, target_verdict  # noqa: E402
-from vllm_scheduler_overhead import _workload  # noqa: E402
+from vllm_scheduler_overhead import _run, _workload  # noqa: E402  (the same lockstep, the same work)
 
 NUM_BLOCKS = 2048
 CLOCK = time.thread_time
@@ -89,16 +89,6 @@ class _Arm:
         self.total += CLOCK() - start
 
 
-def _round(arms: list[_Arm]) -> None:
-    k = 0
-    while any(arm.busy() for arm in arms):
-        for arm in arms if k % 2 == 0 else arms[::-1]:
-            if arm.busy():
-                arm.intake()
-                arm.step()
-        k += 1
-
-
 def _sample_cost(engine: Any, n: int = 200) -> float:
     """Seconds per sample on its own: pick free blocks, read them on the worker (nothing is found)."""
     from pccguard.adapters.vllm.runtime import residue
@@ -123,24 +113,32 @@ def main() -> int:
     model = str(
         describe_llama(Path(tempfile.mkdtemp(prefix="pccguard-bench-")), vocab=32000, max_positions=4096)
     )
-    baseline = _engine(model, None)
-    if getattr(baseline, "pccguard_residue", None) is not None:
-        raise SystemExit("the baseline samples: the comparison is void")
     rows = []
     for interval in INTERVALS:
-        sampling = _engine(model, interval)
+        # A fresh pair per interval: an engine that played earlier rounds holds their prefixes cached.
+        baseline, sampling = _engine(model, None), _engine(model, interval)
+        if getattr(baseline, "pccguard_residue", None) is not None:
+            raise SystemExit("the baseline samples: the comparison is void")
         sampler = getattr(sampling, "pccguard_residue", None)
         if sampler is None:
             raise SystemExit("the sampling engine has no sampler: the comparison is void")
+        warm = _workload(args.requests, seed=-1)  # untimed: first allocations, first cache entries
+        _run(
+            [
+                _Arm(baseline, warm, f"bw{interval}", args.max_tokens),
+                _Arm(sampling, warm, f"sw{interval}", args.max_tokens),
+            ]
+        )
+        before = sampler.counters()["residue_samples"]
         pairs: list[tuple[float, float]] = []
         for r in range(args.rounds):
             workload = _workload(args.requests, seed=r)
             arms = [_Arm(baseline, workload, f"b{interval}-{r}", args.max_tokens)]
             arms.append(_Arm(sampling, workload, f"s{interval}-{r}", args.max_tokens))
-            _round(arms)
+            _run(arms)
             pairs.append((arms[1].total, arms[0].total))
         ratio, low, high = paired_ratio(pairs)
-        taken = sampler.counters()["residue_samples"]
+        taken = sampler.counters()["residue_samples"] - before
         per_sample = _sample_cost(sampling)
         rows.append(
             [
@@ -155,7 +153,7 @@ def main() -> int:
             ]
         )
         sampling.shutdown()
-    baseline.shutdown()
+        baseline.shutdown()
     print_table(
         f"step() + post_step(), {args.requests} requests x {args.rounds} paired rounds; median round",
         [
