@@ -65,6 +65,27 @@ def test_a_removed_target_refuses_the_start(
         hooks.install_engine_core_hooks()
 
 
+def test_the_constructor_end_hook_replaced_refuses_the_start(
+    tiny_model: Path, plugin_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``ON_SET`` hook that proves a spawned engine core is proven like the others."""
+    plugin_config(BASELINE)
+    make_engine(tiny_model)  # positive control
+    assert isinstance(EngineCore.__dict__["_idle_state_callbacks"], property)
+    monkeypatch.setattr(EngineCore, "_idle_state_callbacks", None)  # someone else's class attribute
+    with pytest.raises(EnforcementError, match=f"hooks not applied to {targets.ENGINE_CORE_BUILT}"):
+        hooks.verify_engine_core()
+
+
+def test_the_process_age_falls_back_to_the_strict_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    age = hooks._process_age()
+    assert age is not None and age > 0  # positive control: this process has an age
+    monkeypatch.setattr(psutil, "Process", lambda: (_ for _ in ()).throw(OSError("no /proc")))
+    assert hooks._process_age() is None  # unknown: the 2 s floor holds, never a longer budget
+
+
 def test_another_vllm_release_is_refused() -> None:
     hooks.TABLE.require_version(targets.VERSION)  # positive control
     with pytest.raises(EnforcementError, match=r"pinned to vllm 0\.33\.0, this is 0\.34\.0"):

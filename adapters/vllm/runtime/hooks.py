@@ -144,7 +144,8 @@ def prove_once(engine_core: Any) -> None:
     so an engine-core process refuses before it tells the frontend it is
     ready, also when started by ``spawn``, where the plugin is loaded from
     inside that constructor. The time is measured against the construction
-    when the ``__init__`` hook saw it begin; otherwise the fixed budget holds.
+    when the ``__init__`` hook saw it begin, and otherwise against the age of
+    the engine-core process (started for this engine core).
     """
     import time
 
@@ -157,7 +158,7 @@ def prove_once(engine_core: Any) -> None:
 
     started = engine_core.__dict__.get(_STARTED)
     try:
-        elapsed = None if started is None else time.perf_counter() - started
+        elapsed = _process_age() if started is None else time.perf_counter() - started
         if prove_engine_core(engine_core, elapsed) is not None:
             residue.attach(engine_core)
     except EnforcementError as exc:
@@ -168,6 +169,18 @@ def prove_once(engine_core: Any) -> None:
             f"pccguard refuses to start vllm: internal error in the self-tests (fail-closed): "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started (``psutil``, a vLLM dependency); None, the fixed budget, if unknown."""
+    import time
+
+    try:
+        import psutil
+
+        return max(0.0, time.time() - float(psutil.Process().create_time()))
+    except Exception:  # unknown: the 2 s floor, the strictest budget, holds
+        return None
 
 
 def _run_busy_loop(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
