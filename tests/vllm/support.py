@@ -154,18 +154,21 @@ class CpuTestExecutor(InProcessWorkerExecutor):
         return CpuTestWorker()
 
 
+#: The engine arguments of every test engine (``EngineArgs`` keywords, also ``LLM``'s).
+ENGINE_ARGS: dict[str, Any] = dict(
+    enable_prefix_caching=True,
+    max_num_batched_tokens=64,
+    max_num_seqs=8,
+    max_model_len=512,
+    num_gpu_blocks_override=NUM_BLOCKS,
+    block_size=BLOCK_SIZE,
+    distributed_executor_backend=CpuTestExecutor,
+)
+
+
 def make_engine(model: Any, **overrides: Any) -> EngineCore:
     """Build the configuration as ``vllm serve`` would (plugin hooks included) and start a real EngineCore."""
-    args: dict[str, Any] = dict(
-        enable_prefix_caching=True,
-        max_num_batched_tokens=64,
-        max_num_seqs=8,
-        max_model_len=512,
-        num_gpu_blocks_override=NUM_BLOCKS,
-        block_size=BLOCK_SIZE,
-        distributed_executor_backend=CpuTestExecutor,
-    )
-    return start_engine(model, **{**args, **overrides})
+    return start_engine(model, **{**ENGINE_ARGS, **overrides})
 
 
 def request(

@@ -63,20 +63,10 @@ def main() -> None:
     from vllm import LLM, SamplingParams
 
     from tests.cpu_vllm import tenant_token
-    from tests.vllm.support import BLOCK_SIZE, NUM_BLOCKS, CpuTestExecutor
+    from tests.vllm.support import ENGINE_ARGS
 
     try:
-        llm = LLM(
-            sys.argv[1],
-            skip_tokenizer_init=True,
-            distributed_executor_backend=CpuTestExecutor,
-            enable_prefix_caching=True,
-            max_num_batched_tokens=64,
-            max_num_seqs=8,
-            max_model_len=512,
-            num_gpu_blocks_override=NUM_BLOCKS,
-            block_size=BLOCK_SIZE,
-        )
+        llm = LLM(sys.argv[1], skip_tokenizer_init=True, **ENGINE_ARGS)
     except Exception as exc:
         print(json.dumps({"started": False, "error": f"{type(exc).__name__}: {exc}"}))
         return
