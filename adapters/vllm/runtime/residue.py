@@ -7,9 +7,10 @@ a few blocks are drawn at random from those the pool holds free with nothing
 that may legitimately remain in them: no reference, no prefix-cache hash (a
 cached block keeps its tenant's KV by design), not the null block, not waiting
 in pccguard's scrub queue and, while batches are in flight (vLLM's batch
-queue), not handed to the workers for zeroing in the last two steps. Those blocks are read on every rank's KV tensors (``collective_rpc``, on
-the tensors' own device); with the enclave executor the enclave answers for
-its own KV. A block found holding data is an audit event and a counter and,
+queue), not handed to the workers for zeroing in the last two steps. Those
+blocks are read on every rank's KV tensors (``collective_rpc``, on the
+tensors' own device); with the enclave executor the enclave answers for its
+own KV. A block found holding data is an audit event and a counter and,
 unless the operator chose ``audit``, stops admission: each new request gets
 vLLM's own refusal for an engine that takes no new work
 (``EngineCoreProc._reject_add_while_paused``) with pccguard's message,
