@@ -26,12 +26,12 @@ _SAMPLERS: dict[int, ResidueSampler | None] = {}
 
 
 def sampler_for(scheduler: Any) -> ResidueSampler | None:
-    """This scheduler's sampler, built on first use while ``scrub_freed_kv`` is installed."""
-    if not STATE.active("scrub_freed_kv"):
-        return None
+    """This scheduler's sampler, built on first use while ``scrub_freed_kv`` is installed (then kept)."""
     key = id(scheduler)
     if key in _SAMPLERS:
         return _SAMPLERS[key]
+    if not STATE.active("scrub_freed_kv"):
+        return None
     settings = (STATE.current.config if STATE.current is not None else PluginConfig()).mitigations
     found: ResidueSampler | None = None
     if settings.residue_sample_interval_seconds is not None:
@@ -64,8 +64,7 @@ def dirty_pages(allocator: Any, pages: list[int]) -> list[int]:
 
 def _before_step(scheduler: Any, *args: Any, **kwargs: Any) -> None:
     """Sample when due; between samples one dictionary lookup and one clock read."""
-    key = id(scheduler)
-    sampler = _SAMPLERS[key] if key in _SAMPLERS else sampler_for(scheduler)
+    sampler = sampler_for(scheduler)
     if sampler is None or not sampler.due():
         return None
     allocator = scheduler.token_to_kv_pool_allocator

@@ -127,8 +127,6 @@ def _engine_core_init(original: Any, self: Any, *args: Any, **kwargs: Any) -> No
 
     self.__dict__[_STARTED] = time.perf_counter()
     original(self, *args, **kwargs)
-    if not static_check_active():
-        prove_once(self)  # a no-op once the end of the constructor proved it
 
 
 def _engine_core_built(self: Any, _value: Any) -> None:
@@ -195,10 +193,11 @@ def _run_busy_loop(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _post_step(result: Any, self: Any, *args: Any, **kwargs: Any) -> None:
     """Sample free KV for residue when due (:mod:`.residue`); one clock read otherwise."""
-    if getattr(self, "pccguard_residue", None) is not None:
+    sampler = getattr(self, "pccguard_residue", None)
+    if sampler is not None:
         from pccguard.adapters.vllm.runtime import residue
 
-        residue.after_step(self)
+        residue.after_step(self, sampler)
 
 
 def _reject_add_while_paused(original: Any, self: Any, request: Any) -> bool:

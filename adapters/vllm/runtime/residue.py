@@ -70,7 +70,7 @@ def free_candidates(engine_core: Any, want: int, rng: random.Random) -> list[int
     scrub = getattr(scheduler, "pccguard_scrub", None)
     # With batches in flight (vLLM's batch queue) the last steps' zeroing may not have run yet.
     in_flight = bool(getattr(engine_core, "batch_queue", None))
-    recent = tuple(scheduler.pccguard_recently_zeroed) if in_flight else ()
+    recent = tuple(scheduler.pccguard_recently_zeroed or ()) if in_flight else ()
 
     def eligible(block: Any) -> bool:
         block_id = int(block.block_id)
@@ -115,10 +115,9 @@ def sample_now(engine_core: Any, sampler: ResidueSampler) -> Sequence[int]:
     return sampler.sample(lambda: candidates, lambda ids: holding(engine_core, ids)).dirty
 
 
-def after_step(engine_core: Any) -> None:
+def after_step(engine_core: Any, sampler: ResidueSampler) -> None:
     """The post-step hook's body: sample when due (an error propagates: a reader that fails is no result)."""
-    sampler: ResidueSampler | None = getattr(engine_core, ATTR, None)
-    if sampler is None or not sampler.due():
+    if not sampler.due():
         return
     dirty = sample_now(engine_core, sampler)
     if dirty:

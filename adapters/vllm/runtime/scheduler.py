@@ -66,9 +66,12 @@ class PccguardSchedulerMixin:
         pool = self.kv_cache_manager.block_pool  # type: ignore[attr-defined]
         log = audit_log()
         self.pccguard_scrub = ScrubTracker(pool) if plan.has("scrub_freed_kv") else None
-        #: What the last two steps handed the workers to zero: a step in flight may not have zeroed it yet
+        #: What the last two steps handed the workers to zero, kept only where steps overlap (pipeline
+        #: parallelism, async scheduling: vLLM's batch queue), where one in flight may not have zeroed it yet
         #: (``residue``).
-        self.pccguard_recently_zeroed: deque[frozenset[int]] = deque(maxlen=2)
+        self.pccguard_recently_zeroed: deque[frozenset[int]] | None = (
+            deque(maxlen=2) if vllm_config.max_concurrent_batches > 1 else None
+        )
         self.pccguard_ttl = (
             PrefixTTL(pool, plan.ttl_seconds) if plan.has("prefix_cache_ttl") and plan.ttl_seconds else None
         )
@@ -121,16 +124,17 @@ class PccguardSchedulerMixin:
         if self.pccguard_scrub is None:
             return own
         ids, reasons = self.pccguard_scrub.drain()
+        recent = self.pccguard_recently_zeroed
+        if recent is not None:
+            recent.append(frozenset(ids) if ids else _NONE)
         if not ids:
-            self.pccguard_recently_zeroed.append(_NONE)
             return own
         for reason, n in reasons.items():
             self.pccguard_audit.count(
                 AuditKind.KV_SCRUBBED, "scrub_freed_kv", n, unit="blocks", reason=reason
             )
-        seen = frozenset(ids)
-        self.pccguard_recently_zeroed.append(seen)
         if own:
+            seen = set(ids)
             ids += [i for i in own if i not in seen]
         return ids
 
