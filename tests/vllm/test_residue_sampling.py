@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,17 @@ def _config(extra: str = "") -> str:
         "profile: multi-tenant-baseline\n"
         f"mitigations:\n  residue_sample_interval_seconds: {INTERVAL}\n  residue_sample_blocks: 64\n{extra}"
     )
+
+
+@contextmanager
+def _serving(model: Path, plugin_config: Any, config: str) -> Iterator[Any]:
+    """A real EngineCore started under ``config``, shut down afterwards."""
+    plugin_config(config)
+    engine = make_engine(model)
+    try:
+        yield engine
+    finally:
+        engine.shutdown()
 
 
 @pytest.fixture
@@ -73,9 +85,7 @@ def _residue_events(events: list[Any]) -> list[Any]:
 def test_planted_residue_is_found_and_stops_admission(
     tiny_model: Path, plugin_config: Any, events: list[Any]
 ) -> None:
-    plugin_config(_config())
-    engine = make_engine(tiny_model)
-    try:
+    with _serving(tiny_model, plugin_config, _config()) as engine:
         sampler = engine.pccguard_residue
         planted = _plant(engine)
         _step_after_interval(engine)
@@ -86,16 +96,12 @@ def test_planted_residue_is_found_and_stops_admission(
         assert event.count == len(planted) == sampler.counters()["residue_blocks_found"]
         _step_after_interval(engine)  # stopped: nothing more to decide, nothing more sampled
         assert sampler.counters()["residue_samples"] == 1 and len(_residue_events(events)) == 1
-    finally:
-        engine.shutdown()
 
 
 def test_under_traffic_nothing_is_found_and_cached_prefixes_still_hit(
     tiny_model: Path, plugin_config: Any, events: list[Any]
 ) -> None:
-    plugin_config(_config())
-    engine = make_engine(tiny_model)
-    try:
+    with _serving(tiny_model, plugin_config, _config()) as engine:
         sampler = engine.pccguard_residue
         salt = salt_for(engine, "tenant-a")
         for i in range(6):  # three full blocks (cached) and a partial one (freed, scrubbed) each
@@ -109,8 +115,6 @@ def test_under_traffic_nothing_is_found_and_cached_prefixes_still_hit(
         assert counts["residue_samples"] >= 6 and counts["residue_blocks_checked"] >= 6 * 30
         assert counts["residue_blocks_found"] == 0 and sampler.admitting
         assert _residue_events(events) == []
-    finally:
-        engine.shutdown()
 
 
 def _zeroer_stops(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,9 +127,8 @@ def _zeroer_stops(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_zeroer_that_stops_working_while_serving_is_caught(
     tiny_model: Path, plugin_config: Any, events: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plugin_config(_config())
-    engine = make_engine(tiny_model)  # the start-time self-test passed with the zeroer working
-    try:
+    # The start-time self-test passes with the zeroer working.
+    with _serving(tiny_model, plugin_config, _config()) as engine:
         assert "scrub_freed_kv" in engine.scheduler.pccguard_selftests.verified
         _zeroer_stops(monkeypatch)
         add(engine, request("r", list(range(300, 340)), salt=salt_for(engine, "tenant-a")))
@@ -134,16 +137,12 @@ def test_a_zeroer_that_stops_working_while_serving_is_caught(
         assert not engine.pccguard_residue.admitting
         (event,) = _residue_events(events)
         assert event.count >= 1
-    finally:
-        engine.shutdown()
 
 
 def test_audit_only_reports_and_keeps_admitting(
     tiny_model: Path, plugin_config: Any, events: list[Any]
 ) -> None:
-    plugin_config(_config("  residue_on_found: audit\n"))
-    engine = make_engine(tiny_model)
-    try:
+    with _serving(tiny_model, plugin_config, _config("  residue_on_found: audit\n")) as engine:
         _plant(engine)
         _step_after_interval(engine)
         assert engine.pccguard_residue.admitting and not residue.refuses(engine)
@@ -151,29 +150,21 @@ def test_audit_only_reports_and_keeps_admitting(
         assert event.reason == "audited"
         _step_after_interval(engine)  # audit mode goes on sampling and reporting
         assert len(_residue_events(events)) == 2
-    finally:
-        engine.shutdown()
 
 
 def test_sampling_off_or_plugin_off_nobody_samples(
     tiny_model: Path, plugin_config: Any, events: list[Any]
 ) -> None:
     for text in (_config().replace(f"{INTERVAL}", "null"), "enabled: false\n"):
-        plugin_config(text)
-        engine = make_engine(tiny_model)
-        try:
+        with _serving(tiny_model, plugin_config, text) as engine:
             assert getattr(engine, "pccguard_residue", None) is None
             _plant(engine)  # the residue is there
             _step_after_interval(engine)
             assert _residue_events(events) == []  # and nobody looks
-        finally:
-            engine.shutdown()
 
 
 def test_blocks_waiting_for_zeroing_are_not_sampled(tiny_model: Path, plugin_config: Any) -> None:
-    plugin_config(_config())
-    engine = make_engine(tiny_model)
-    try:
+    with _serving(tiny_model, plugin_config, _config()) as engine:
         add(engine, request("r", list(range(300, 340)), salt=salt_for(engine, "tenant-a")))
         while engine.scheduler.has_requests() and not engine.scheduler.pccguard_scrub.pending():
             engine.step()
@@ -181,5 +172,24 @@ def test_blocks_waiting_for_zeroing_are_not_sampled(tiny_model: Path, plugin_con
         assert queued and residue.holding(engine, queued) == sorted(queued)  # freed, not yet zeroed
         picked = residue.free_candidates(engine, 64, engine.pccguard_residue.rng)
         assert picked and not set(picked) & set(queued)
-    finally:
-        engine.shutdown()
+
+
+def test_blocks_a_step_in_flight_may_still_zero_are_not_sampled(tiny_model: Path, plugin_config: Any) -> None:
+    """With overlapping steps (vLLM's batch queue) the last two steps' zeroing may not have run yet.
+
+    This CPU engine runs one step at a time, so the batch queue and the scheduler's record of the
+    last two drains are set here as a pipelined engine has them; the pool is the real one.
+    """
+    from collections import deque
+
+    with _serving(tiny_model, plugin_config, _config()) as engine:
+        assert engine.scheduler.pccguard_recently_zeroed is None  # one batch at a time: nothing is kept
+        free = _free_ids(engine)
+        handed = frozenset(free[:8])
+        engine.scheduler.pccguard_recently_zeroed = deque([frozenset(), handed], maxlen=2)
+        rng = engine.pccguard_residue.rng
+        assert handed <= set(residue.free_candidates(engine, 64, rng))  # control: no batch in flight
+        engine.batch_queue = deque([None])  # a step in flight
+        picked = residue.free_candidates(engine, 64, rng)
+        engine.batch_queue = None
+        assert picked and not set(picked) & handed
