@@ -13,6 +13,7 @@ IMPLEMENTED_MITIGATIONS: tuple[str, ...] = (
     "hybrid_executor",
     "disable:cache_hit_metrics",
     "close_privileged_endpoints",
+    "allowlist_logs",
 )
 
 

@@ -49,6 +49,7 @@ class AuditKind(StrEnum):
     ENCLAVE_STATE_WIPED = "enclave_state_wiped"
     SELFTEST_PASSED = "selftest_passed"
     RESIDUE_FOUND = "residue_found"
+    LOG_WITHHELD = "log_withheld"
 
 
 class AuditEvent(BaseModel):
@@ -58,7 +59,9 @@ class AuditEvent(BaseModel):
     engine: str = Field(pattern=IDENT_PATTERN)
     mitigation: str | None = None
     count: int = Field(default=1, ge=0, description="Items affected: blocks, slots, requests, bytes")
-    unit: str | None = Field(default=None, pattern=r"^(blocks|slots|tokens|requests|bytes|nodes|options)$")
+    unit: str | None = Field(
+        default=None, pattern=r"^(blocks|slots|tokens|requests|bytes|nodes|options|records)$"
+    )
     reason: str | None = Field(default=None, pattern=IDENT_PATTERN, description="A reason code, not text")
     rule_ids: list[str] = Field(default_factory=list, max_length=64)
     tenant_ref: str | None = Field(default=None, pattern=r"^t_[0-9a-f]{16}$")
@@ -107,10 +110,19 @@ class TenantPseudonymizer:
 Sink = Callable[[AuditEvent], None]
 
 
-def log_sink(event: AuditEvent) -> None:
-    if not logger.isEnabledFor(logging.INFO):  # per-block events must cost nothing when nobody listens
-        return
-    logger.info(json.dumps(event.model_dump(mode="json", exclude_none=True), sort_keys=True))
+def logger_sink(target: logging.Logger) -> Sink:
+    """A sink writing each event as one JSON line at INFO to ``target`` (an engine's own logger, for its handler)."""
+
+    def sink(event: AuditEvent) -> None:
+        if not target.isEnabledFor(logging.INFO):  # per-block events must cost nothing when nobody listens
+            return
+        target.info(json.dumps(event.model_dump(mode="json", exclude_none=True), sort_keys=True))
+
+    return sink
+
+
+#: The default sink: ``pccguard.audit``.
+log_sink = logger_sink(logger)
 
 
 class AuditLog:
@@ -170,6 +182,7 @@ class AuditAggregator:
         *,
         interval_s: float = DEFAULT_AUDIT_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        autoflush: bool = False,
     ) -> None:
         if not interval_s >= 0:
             raise ValueError("the audit interval must be a non-negative number of seconds")
@@ -180,6 +193,10 @@ class AuditAggregator:
         self._pending: Counter[AggregateKey] = Counter()
         self._valid: set[AggregateKey] = set()
         self._last_emit = clock()
+        #: With ``autoflush``, counts left pending are emitted by a timer once the interval has passed, for a
+        #: process with no idle moment to flush in (an API server); without it, by the next ``count`` or flush.
+        self._autoflush = autoflush
+        self._timer: threading.Timer | None = None
 
     @property
     def log(self) -> AuditLog:
@@ -199,8 +216,18 @@ class AuditAggregator:
             if key not in self._valid:
                 self._validate(key)
             self._pending[key] += n
-            if self._clock() - self._last_emit >= self.interval_s:
+            waited = self._clock() - self._last_emit
+            if waited >= self.interval_s:
                 self._flush_locked()
+            elif self._autoflush and self._timer is None:
+                self._timer = threading.Timer(self.interval_s - waited, self._timed_flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _timed_flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            self._flush_locked()
 
     def maybe_flush(self) -> bool:
         """Emit the pending counters if the interval has passed; whether anything was emitted."""

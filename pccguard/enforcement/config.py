@@ -56,6 +56,15 @@ class ModelConfig(BaseModel):
     accelerator_trusted: bool | None = None
 
 
+class LogTemplateConfig(BaseModel):
+    """One more log record ``allowlist_logs`` lets through: a logger (or its children) and a message template."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    logger: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+    message: str = Field(min_length=1, max_length=512)
+
+
 class MitigationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,6 +86,11 @@ class MitigationConfig(BaseModel):
     residue_sample_interval_seconds: float | None = Field(default=5.0, gt=0)
     residue_sample_blocks: int = Field(default=8, ge=1, le=4096)
     residue_on_found: Literal["stop_admitting", "audit"] = "stop_admitting"
+    #: Let only allowlisted log records reach a handler when a rule asks for it (request or output logging on).
+    allowlist_logs: bool = True
+    #: Records it lets through besides pccguard's own and the engine's built-in list (their arguments must
+    #: still be numbers or short tokens).
+    log_allowlist: list[LogTemplateConfig] = Field(default_factory=list, max_length=256)
 
 
 class PluginConfig(BaseModel):

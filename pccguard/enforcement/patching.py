@@ -24,7 +24,11 @@ registers through SGLang's registry and one that installs here read the same:
   engine sets on its instances (so the class has none until the hook is
   installed): a property whose setter carries the hook takes its place. It
   is for the one moment an engine offers no call to wrap -- the end of a
-  constructor already running when the hook was installed.
+  constructor already running when the hook was installed;
+* ``ADD``: ``hook`` becomes a method the engine's class does not have, for an
+  engine that dispatches calls by name (vLLM's engine-core utility calls). The
+  class must not have the attribute already: a name the engine defines is
+  never replaced.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from typing import Any, NamedTuple
 
 from pccguard.errors import EnforcementError
 
-KINDS = ("BEFORE", "AFTER", "AROUND", "REPLACE", "ON_SET")
+KINDS = ("BEFORE", "AFTER", "AROUND", "REPLACE", "ON_SET", "ADD")
 
 #: How far a wrapper chain is followed before giving up (a cycle, or a pathological stack of wrappers).
 _MAX_CHAIN = 64
@@ -121,6 +125,8 @@ def carries(obj: Any, hook: Callable[..., Any]) -> bool:
     for _ in range(_MAX_CHAIN):
         if node is None:
             return False
+        if node is hook:  # an added method is the hook itself
+            return True
         closure = getattr(node, "__closure__", None) or ()
         for cell in closure:
             try:
@@ -202,7 +208,7 @@ def install(table: HookTable, hooks: Iterable[Hook] | None = None) -> None:
             try:
                 owner = import_owner(entry.target)
                 attr = entry.target.rpartition(".")[2]
-                if entry.kind == "ON_SET":
+                if entry.kind in ("ON_SET", "ADD"):
                     if not isinstance(owner, type):
                         raise LookupError(f"{entry.target} is not an attribute of a class")
                 elif not hasattr(owner, attr):
@@ -215,6 +221,11 @@ def install(table: HookTable, hooks: Iterable[Hook] | None = None) -> None:
                 if attr in owner.__dict__:  # something of that name is defined there: not ours to replace
                     raise _refuse(table.engine, f"hook target {entry.target} is defined on its class")
                 setattr(owner, attr, on_set(attr, entry.hook))
+                continue
+            if entry.kind == "ADD":
+                if hasattr(owner, attr):  # the engine (or a base class) has it: not ours to replace
+                    raise _refuse(table.engine, f"hook target {entry.target} already exists on its class")
+                setattr(owner, attr, entry.hook)
                 continue
             raw = owner.__dict__.get(attr) if isinstance(owner, type) else None
             if isinstance(raw, (classmethod, staticmethod)):

@@ -76,6 +76,27 @@ def test_counts_leave_at_most_once_per_interval_and_aggregated() -> None:
     assert not agg.maybe_flush()  # nothing pending: nothing to emit
 
 
+def test_autoflush_emits_what_nothing_follows_once_the_interval_has_passed() -> None:
+    """A process with no idle moment (an API server): a timer carries the last counts out."""
+    import time
+
+    events: list[AuditEvent] = []
+    agg = AuditAggregator(AuditLog("test", sinks=[events.append]), interval_s=0.2, autoflush=True)
+    agg.count(*SCRUB, 3, "blocks")
+    agg.count(*SCRUB, 2, "blocks")
+    assert events == []  # within the interval nothing leaves
+    deadline = time.monotonic() + 5
+    while not events and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [(e.kind, e.count) for e in events] == [(AuditKind.KV_SCRUBBED, 5)] and not agg.pending()
+    # The control: without autoflush the same counts wait for the next count or flush.
+    quiet: list[AuditEvent] = []
+    held = AuditAggregator(AuditLog("test", sinks=[quiet.append]), interval_s=0.2)
+    held.count(*SCRUB, 3, "blocks")
+    time.sleep(0.4)
+    assert quiet == [] and held.pending()
+
+
 def test_without_the_interval_every_count_would_be_a_record() -> None:
     """Positive control for the bound above: with a zero interval each count is its own event."""
     agg, events, _clock = aggregator(interval=0.0)

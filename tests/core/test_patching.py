@@ -157,3 +157,26 @@ def test_an_on_set_hook_does_not_replace_what_the_class_defines(module: Any) -> 
     with pytest.raises(EnforcementError, match=r"hook target .*Service\.handle is defined on its class"):
         install(_table(Hook(HANDLE, lambda obj, value: None, "ON_SET")))
     assert module.Service().handle(1) == 2  # untouched
+
+
+def counters(self: Any) -> dict[str, int]:
+    return {"residue_found/scrub_freed_kv": 0}
+
+
+def test_an_added_method_is_installed_proven_and_lost_when_replaced(module: Any) -> None:
+    table = _table(Hook(f"{MODULE}.Service.pccguard_counters", counters, "ADD"))
+    with pytest.raises(EnforcementError, match=r"hook targets missing: .*Service\.pccguard_counters"):
+        verify(table)  # control: not there before it is installed
+    install(table)
+    install(table)  # idempotent
+    verify(table)
+    assert getattr(module.Service(), "pccguard_counters")() == {"residue_found/scrub_freed_kv": 0}  # noqa: B009
+    module.Service.pccguard_counters = lambda self: {}
+    with pytest.raises(EnforcementError, match=r"hooks not applied to .*Service\.pccguard_counters"):
+        verify(table)
+
+
+def test_an_added_method_never_replaces_what_the_engine_has(module: Any) -> None:
+    with pytest.raises(EnforcementError, match=r"hook target .*Service\.handle already exists on its class"):
+        install(_table(Hook(HANDLE, counters, "ADD")))
+    assert module.Service().handle(1) == 2  # untouched

@@ -41,7 +41,7 @@ def _plugin_verdicts(model: Path, name: str, tmp_path: Path) -> dict[str, str]:
     config = PluginConfig.model_validate(conformance.plugin_config(posture, tmp_path / "keys.yaml"))
     server_args = _server_args(model, posture)
     facts = startup.runtime_facts(server_args, config)
-    installable = startup.installable(server_args, config)
+    installable = startup.installable(server_args, config, facts)
     always = startup.always_installed(config, facts)
     assert always <= installable
     decision = decide_startup(config.policy_settings().open(), facts, installable, always=always)

@@ -50,6 +50,10 @@ def test_planted_residue_stops_admission(tiny_model: Path, tmp_path: Path) -> No
         "admission_stopped",
     )
     assert event["count"] == 8  # every page of the sample held data
+    # The scheduler's counters, as pccguard's metrics route reads them (served kinds only, no traffic counts).
+    (counters,) = result["counters"]
+    assert counters["residue_found/scrub_freed_kv"] == 8
+    assert not any(name.startswith(("kv_scrubbed", "cache_salt_applied")) for name in counters)
 
 
 def test_clean_free_pages_are_served(tiny_model: Path, tmp_path: Path) -> None:
@@ -71,3 +75,4 @@ def test_without_the_plugin_residue_goes_unnoticed(tiny_model: Path, plant: bool
     assert result["planted"]["read_back"] == 8  # the residue is there
     assert result["served"] is True, result  # and nothing refuses
     assert result["residue_events"] == []
+    assert result["counters"] == [None]  # no scheduler hook without the plugin

@@ -153,8 +153,11 @@ def test_http_server_proves_its_routes_closed_before_it_listens(run: Callable[..
     report = run("serve", True).require_report()
     assert report["served"] is True
     records = _by_mitigation(report["selftests"])
-    assert set(records) == {"close_privileged_endpoints", "disable:runtime_updates"}
+    assert set(records) == {"allowlist_logs", "close_privileged_endpoints", "disable:runtime_updates"}
     assert all(r["passed"] for r in records.values()), records
+    logs = records["allowlist_logs"]["checked"]
+    assert "RequestLogger.log_received_request, RequestLogger.log_finished_request" in logs
+    assert "left no canary" in logs
     assert re.search(
         r"all \d+ privileged routes enumerated from the live app answered 401/403/404 without the admin key",
         records["close_privileged_endpoints"]["checked"],
@@ -177,6 +180,9 @@ def test_http_control_without_the_plugin_every_privileged_route_is_open(run: Cal
     assert routes is not None and routes.group(1) == routes.group(2), closed["found"]
     assert "POST /flush_cache reached its endpoint" in closed["found"]
     assert not control["disable:runtime_updates"]["passed"]
+    # SGLang's request log lets the canary through: the residue allowlist_logs exists to remove.
+    logs = control["allowlist_logs"]
+    assert not logs["passed"] and "the canary request reached a log handler" in logs["found"]
 
 
 @pytest.mark.parametrize(
@@ -196,6 +202,16 @@ def test_a_broken_route_mitigation_refuses_the_start(run: Callable[..., Run], fa
         "pccguard refuses to start sglang: self-test of close_privileged_endpoints failed: "
     )
     assert found in message
+
+
+def test_a_logger_that_hands_prompts_to_its_handler_refuses_the_start(run: Callable[..., Run]) -> None:
+    assert run("serve", True).require_report()["served"] is True  # positive control
+    broken = run("serve", True, "prompt_logger")
+    assert [r["served"] for r in broken.reports] == [False], broken.output[-4000:]
+    message = broken.require_report()["message"]
+    assert "\n" not in message
+    assert message.startswith("pccguard refuses to start sglang: self-test of allowlist_logs failed: ")
+    assert "the canary request reached a log handler" in message
 
 
 # --------------------------------------------------------------------------- stores this CPU engine cannot run

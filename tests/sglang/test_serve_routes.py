@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ from typing import Any
 import pytest
 
 from pccguard.adapters.sglang.routes import ROUTE_TABLE
-from tests.log_scan import scan_log_for_planted
+from pccguard.enforcement.guarantee_metrics import PATH
+from tests.log_scan import guarantee_counters, scan_log_for_planted, wait_for_line
 from tests.sglang.scenarios.serve_routes import LATE_PATH
 from tests.sglang.support import SCENARIOS, free_port, scenario_env, stop
 from tests.tenant_routes import (
@@ -126,10 +128,9 @@ def _live(model: Path, root: Path, plugin: bool, config: Path, *extra: str) -> I
 def plugin_on(
     chat_model: Path, plugin_config: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
-    """At log level info, so that pccguard's audit records reach the server's log (the scan's positive control)."""
-    yield from _live(
-        chat_model, tmp_path_factory.mktemp("routes-on"), True, plugin_config, "--log-level", "info"
-    )
+    """Request logging as in the control, so ``allowlist_logs`` is installed; at log level info, pccguard's audit
+    records reach the server's log (the scan's positive control)."""
+    yield from _live(chat_model, tmp_path_factory.mktemp("routes-on"), True, plugin_config, *REQUEST_LOGGING)
 
 
 @pytest.fixture(scope="module")
@@ -229,10 +230,21 @@ def test_request_logging_keeps_the_planted_canary(plugin_off: Live, chat_model: 
 def test_with_the_plugin_the_log_holds_audit_records_and_no_canary(
     plugin_on: Live, chat_model: Path, tmp_path: Path
 ) -> None:
-    """The plugin's server log (SGLang's own lines and pccguard's allowlisted audit records) holds no prompt."""
+    """With the same request logging as the control, the plugin's log (the allowlisted records, pccguard's audit
+    records among them) holds no prompt; the requests' log records were withheld and counted."""
     code, report = scan_log_for_planted(plugin_on.base, chat_model, tmp_path, plugin_on.log)
     assert code == 0 and report["outcome"] == "clean", report
-    text = plugin_on.log.read_text(encoding="utf-8", errors="replace")
+    # Withheld records leave as audit records at the shared audit rate (1 s): wait for the last ones.
+    text = wait_for_line(plugin_on.log, '"reason": "sglang.srt.utils.request_logger.stdout"', timeout_s=5.0)
     assert '"kind": "' in text and '"engine": "sglang"' in text, (
         "positive control: audit records were written"
+    )
+    # pccguard's metrics route: the HTTP server's counters and the scheduler's, in Prometheus' format.
+    with urllib.request.urlopen(plugin_on.base + PATH, timeout=30) as answer:
+        totals = guarantee_counters(answer.read().decode("utf-8"))
+    assert totals[("selftest_passed", "allowlist_logs")] == 1  # proven in the HTTP server
+    assert totals[("selftest_passed", "scrub_freed_kv")] > 0  # proven in the scheduler, read across processes
+    withheld = [line for line in text.splitlines() if '"kind": "log_withheld"' in line]
+    assert any('"reason": "sglang.srt.utils.request_logger.stdout"' in line for line in withheld), (
+        "the request log's records were withheld, and counted"
     )

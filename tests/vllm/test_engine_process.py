@@ -62,6 +62,10 @@ def test_the_spawned_engine_core_proves_itself_and_stops_admission_on_residue(
     # The first request after the plant runs the step that samples; the next ones are refused.
     assert report["finished"] == ["length", "error", "error"]
     assert "free KV blocks held data; admission stopped" in log
+    # What pccguard's metrics route reads from the engine core, through vLLM's utility call.
+    counters = report["counters"]
+    assert counters["residue_found/scrub_freed_kv"] > 0
+    assert counters["selftest_passed/scrub_freed_kv"] == 1
 
 
 def test_without_the_plugin_the_planted_residue_goes_unnoticed(tiny_model: Path, tmp_path: Path) -> None:
@@ -69,6 +73,8 @@ def test_without_the_plugin_the_planted_residue_goes_unnoticed(tiny_model: Path,
     assert report["started"] and report["selftests"] == [] and report["planted"] == [39]
     assert report["finished"] == ["length", "length", "length"]
     assert "held data" not in log
+    # The utility exists wherever the plugin is loaded; disabled, it has found and proven nothing.
+    assert not any(name.startswith(("residue_found", "selftest_passed")) for name in report["counters"])
 
 
 def test_a_broken_zeroer_refuses_the_spawned_start_before_it_reports_ready(

@@ -33,7 +33,7 @@ def sglang_policy(
     enforcement: Enforcement, *, radix_cache: bool, admin_key: str | None = None
 ) -> BoundaryPolicy:
     """The boundary as the SGLang adapter configures it; its self-tests are the HTTP server's (``selftest_http``)."""
-    from . import selftest_http
+    from . import metrics, selftest_http
 
     return BoundaryPolicy(
         engine="sglang",
@@ -48,6 +48,7 @@ def sglang_policy(
         selftests=selftest_http.boundary_checks(enforcement.installed, admin_key),
         audit=STATE.audit,
         on_selftests=selftest_http.proven,
+        counters=metrics.read_counters,
     )
 
 

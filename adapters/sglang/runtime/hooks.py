@@ -92,7 +92,20 @@ def _ngram_available() -> bool:
 
 def hook_table() -> list[Hook]:
     """Every hook the plugin registers (the n-gram hooks only where the n-gram worker can run)."""
-    from . import boundary, endpoints, ngram, residue, salt, scheduling, scrub, selftest, selftest_http, ttl
+    from . import (
+        boundary,
+        endpoints,
+        logs,
+        metrics,
+        ngram,
+        residue,
+        salt,
+        scheduling,
+        scrub,
+        selftest,
+        selftest_http,
+        ttl,
+    )
 
     found = [
         Hook(targets.SERVER_ARGS_RESOLVE, _after_resolve, "AFTER"),
@@ -100,7 +113,19 @@ def hook_table() -> list[Hook]:
         Hook(targets.SCHEDULER_INIT_POOLS, _after_init_pools, "AFTER"),
         Hook(targets.SCHEDULER_FLUSH, _after_flush, "AFTER"),
     ]
-    for module in (scrub, salt, ttl, scheduling, endpoints, boundary, selftest, selftest_http, residue):
+    for module in (
+        scrub,
+        salt,
+        ttl,
+        scheduling,
+        endpoints,
+        boundary,
+        selftest,
+        selftest_http,
+        residue,
+        logs,
+        metrics,
+    ):
         found.extend(Hook(*entry) for entry in module.HOOKS)
     if _ngram_available():
         found.extend(Hook(*entry) for entry in ngram.HOOKS)

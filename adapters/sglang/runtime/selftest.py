@@ -63,7 +63,7 @@ logger = logging.getLogger("pccguard.sglang")
 
 ENGINE = "sglang"
 #: Proven in the HTTP server process, where they are installed (:mod:`.selftest_http`).
-HTTP_MITIGATIONS = frozenset({"close_privileged_endpoints", "disable:runtime_updates"})
+HTTP_MITIGATIONS = frozenset({"close_privileged_endpoints", "disable:runtime_updates", "allowlist_logs"})
 #: The key under which a scheduler reports its self-tests in its ready handshake (``get_init_info``).
 INIT_INFO_KEY = "pccguard_selftests"
 #: Slots each KV check writes its canary into (rounded up to whole pages).

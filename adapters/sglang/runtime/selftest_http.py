@@ -13,6 +13,9 @@ boundary). A failure answers ``lifespan.startup.failed``; uvicorn exits, and
   the tensor dumper, the operator routes of the tenant table) is called
   in-process without any key and must answer 401, 403 or 404; and the hook on
   ``TokenizerManager.configure_logging`` must refuse to turn request logging on;
+* ``allowlist_logs`` -- a canary through the live tokenizer manager's request
+  logger, and canary records put into its targets, reach no handler
+  (:func:`pccguard.enforcement.log_allowlist.log_canary_check`);
 * ``disable:runtime_updates`` -- every weight and adapter route is called with
   the admin key (when one is configured) and must be refused (403) by the
   runtime-update rule.
@@ -27,13 +30,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pccguard.enforcement.selftest import AsyncCheck, Evidence, SelfTestFailed, SelfTestOutcome
+from pccguard.enforcement.selftest import AsyncCheck, Evidence, SelfTestFailed, SelfTestOutcome, on_loop
 from pccguard.enforcement.tenancy.routes import BoundRoutes, leaf_routes
 from pccguard.enforcement.tenancy.startup_checks import Route, operator_routes, routes_refused
 from pccguard.errors import EnforcementError
 
 from ..routes import DUMPER_PREFIX, PRIVILEGED_ROUTES, WEIGHT_ROUTES
-from . import targets
+from . import logs, targets
 from .hooks import registered
 from .selftest import HTTP_MITIGATIONS, INIT_INFO_KEY, engine_start_seconds
 from .state import STATE
@@ -53,6 +56,7 @@ def http_checks(
     checks = {
         "close_privileged_endpoints": privileged_routes_closed(app, routes),
         "disable:runtime_updates": runtime_updates_refused(app, admin_key),
+        "allowlist_logs": on_loop(logs.canary_check()),
     }
     return {name: check for name, check in checks.items() if name in installed}
 

@@ -16,6 +16,7 @@ import logging
 import os
 from typing import Any
 
+from pccguard.enforcement import log_allowlist
 from pccguard.enforcement.audit import AuditKind
 from pccguard.enforcement.config import PluginConfig, load_plugin_config
 from pccguard.enforcement.startup import declared_facts, evaluate_startup, refuse
@@ -26,7 +27,7 @@ from pccguard.errors import EnforcementError
 from pccguard.facts.model import DeploymentFacts
 
 from ..facts import PCCGUARD_STORAGE_CLASS, facts_from_server_args
-from . import scrub, ttl
+from . import logs, scrub, ttl
 from .state import STATE, Enforcement
 
 #: Attribute of the resolved ``ServerArgs`` that carries the salt key set to the scheduler processes.
@@ -47,6 +48,7 @@ IMPLEMENTED = frozenset(
         "cache_agnostic_scheduling",
         "per_tenant_spec_corpus",
         "server_side_priority",
+        "allowlist_logs",
     }
 )
 
@@ -61,7 +63,7 @@ def runtime_facts(server_args: Any, config: PluginConfig) -> DeploymentFacts:
     return declared_facts(facts_from_server_args(server_args, os.environ, resolved=True), config)
 
 
-def installable(server_args: Any, config: PluginConfig) -> set[str]:
+def installable(server_args: Any, config: PluginConfig, facts: DeploymentFacts) -> set[str]:
     """What can be installed for this configuration and is enabled in the plugin config."""
     from sglang.srt.arg_groups.overrides import resolution_result
 
@@ -78,6 +80,8 @@ def installable(server_args: Any, config: PluginConfig) -> set[str]:
         out.discard("tenant_cache_salt")
     if not m.close_privileged_endpoints:
         out -= {"close_privileged_endpoints", "disable:runtime_updates"}
+    if not m.allowlist_logs or not log_allowlist.offered(facts):
+        out.discard(log_allowlist.MITIGATION)
     plain_tree = not (
         get("disable_radix_cache")
         or get("enable_hierarchical_cache")
@@ -90,7 +94,12 @@ def installable(server_args: Any, config: PluginConfig) -> set[str]:
     if int(get("tokenizer_worker_num") or 1) > 1:
         # SGLang installs its auth middleware only with a single tokenizer worker, and the tenant
         # boundary is added to that worker's app alone.
-        out -= {"close_privileged_endpoints", "disable:runtime_updates", "tenant_cache_salt"}
+        out -= {
+            "close_privileged_endpoints",
+            "disable:runtime_updates",
+            "tenant_cache_salt",
+            "allowlist_logs",
+        }
     storage = get("hicache_storage_backend")
     if (
         m.encrypt_offload
@@ -135,7 +144,7 @@ def _decide_locked(server_args: Any, scheduler: bool) -> Enforcement | None:
         logger.warning("pccguard plugin disabled by its configuration: no mitigations installed")
         return None
     facts = runtime_facts(server_args, config)
-    can = installable(server_args, config)
+    can = installable(server_args, config, facts)
     always = always_installed(config, facts)
     missing = always - can
     if missing:
@@ -156,6 +165,7 @@ def _decide_locked(server_args: Any, scheduler: bool) -> Enforcement | None:
         radix_cache=radix_cache,
     )
     STATE.current = enforcement
+    logs.apply_if_installed(enforcement.installed, config.mitigations)
     for mitigation in decision.install:
         STATE.audit.emit(AuditKind.MITIGATION_INSTALLED, mitigation=mitigation)
     return enforcement

@@ -46,8 +46,9 @@ class _State:
         self.lock = threading.RLock()
         self.current: Enforcement | None = None
         self.audit = AuditLog(ENGINE)
-        #: Scrubbed slots, salted requests, refused routes: aggregated, emitted at the shared audit rate.
-        self.aggregate = AuditAggregator(lambda: self.audit)
+        #: Scrubbed slots, salted requests, refused routes, withheld log records: aggregated, emitted at the
+        #: shared audit rate (by a timer when nothing follows: the HTTP server has no idle moment).
+        self.aggregate = AuditAggregator(lambda: self.audit, autoflush=True)
         #: Open while SGLang's start-up warmup calls its own HTTP routes (see ``salt``).
         self.warmup_open = False
         #: This process's start-time self-tests (:mod:`.selftest`, :mod:`.selftest_http`): what was proven,

@@ -15,6 +15,7 @@ SCHEDULER_HANDLE_GENERATE = "sglang.srt.managers.scheduler.Scheduler.handle_gene
 SCHEDULER_NEXT_BATCH = "sglang.srt.managers.scheduler.Scheduler.get_next_batch_to_run"
 SCHEDULER_ON_IDLE = "sglang.srt.managers.scheduler.Scheduler.on_idle"
 SCHEDULER_FLUSH = "sglang.srt.managers.scheduler.Scheduler.flush_cache"
+SCHEDULER_INTERNAL_STATE = "sglang.srt.managers.scheduler.Scheduler.get_internal_state"
 SCHEDULER_QUEUE_LIMIT = "sglang.srt.managers.scheduler.Scheduler._abort_on_queued_limit"
 TOKENIZER_GENERATE = "sglang.srt.managers.tokenizer_manager.TokenizerManager.generate_request"
 TOKENIZER_CONFIGURE_LOGGING = "sglang.srt.managers.tokenizer_manager.TokenizerManager.configure_logging"

@@ -26,6 +26,10 @@ through ``pccguard.enforcement.patching``:
   engine serves, at most once per interval (:mod:`.residue`);
 * ``EngineCoreProc._reject_add_while_paused`` -- vLLM's refusal of new work,
   also given (503) once the sampler found residue and stopped admission;
+* ``EngineCore.pccguard_counters`` -- added, not wrapped: the engine-core
+  utility the API server calls for pccguard's metrics route;
+* ``logging.Logger.callHandlers`` -- ``allowlist_logs`` (:mod:`.logs`): once the
+  plan installs it, only allowlisted records reach a handler;
 * ``EngineCore.preprocess_add_request`` -- one wrapper, two checks in this
   order: the enclave executor's parameter check, then the salt token the
   tenant boundary minted is admitted (or the request refused) before vLLM
@@ -47,6 +51,7 @@ from importlib.metadata import version
 from typing import Any
 
 from pccguard.adapters.vllm import static_check_active
+from pccguard.enforcement import log_allowlist
 from pccguard.enforcement.patching import Hook, HookTable, install, verify
 
 from . import enclave_requests, targets
@@ -75,6 +80,7 @@ def _serve_frontend_args() -> Any | None:
 def enforce_on_config(vllm_config: Any, engine_args: Any | None = None) -> Any:
     """Prove the frontend hooks, then evaluate, refuse or configure: the body of the ``create_engine_config`` hook."""
     from pccguard.adapters.vllm.runtime.configure import apply_plan
+    from pccguard.adapters.vllm.runtime.logs import apply_if_installed
     from pccguard.adapters.vllm.runtime.plan import decide
     from pccguard.errors import EnforcementError
 
@@ -82,6 +88,7 @@ def enforce_on_config(vllm_config: Any, engine_args: Any | None = None) -> Any:
         verify_frontend()
         plan, decision = decide(vllm_config, engine_args=engine_args, frontend=_serve_frontend_args())
         apply_plan(vllm_config, plan)
+        apply_if_installed(plan.install)
         if decision.report.results:  # empty when fail_mode: open let an erroring check through
             logger.info(
                 "pccguard: %d rules evaluated, start allowed; installed: %s%s",
@@ -260,28 +267,47 @@ BUSY_LOOPS = (
 POST_STEP = Hook(targets.POST_STEP, _post_step, "AFTER")
 REJECT_ADD = Hook(targets.REJECT_ADD_WHILE_PAUSED, _reject_add_while_paused, "AROUND")
 
+
+def _engine_core_counters(self: Any) -> dict[str, int]:
+    """The audit counters of this engine core (emitted and pending), for pccguard's metrics route.
+
+    An engine-core utility: the API server calls it by name
+    (``call_utility_all_async``), once per engine core, for each scrape of
+    ``/.well-known/pccguard/metrics`` (:mod:`pccguard.enforcement.guarantee_metrics`).
+    """
+    from pccguard.adapters.vllm.runtime.audit import audit_log
+
+    aggregate = getattr(getattr(self, "scheduler", None), "pccguard_audit", None)
+    return dict(aggregate.counters() if aggregate is not None else audit_log().counters())
+
+
+COUNTERS = Hook(targets.ENGINE_CORE_COUNTERS, _engine_core_counters, "ADD")
+#: ``allowlist_logs``: every process carries it, and it passes records through until the plan installs it.
+LOG_RECORDS = Hook(log_allowlist.TARGET, log_allowlist.call_handlers, "AROUND")
+
+ENGINE_CORE_HOOKS = (
+    PREPROCESS,
+    ENGINE_CORE_INIT,
+    ENGINE_CORE_BUILT,
+    *BUSY_LOOPS,
+    POST_STEP,
+    REJECT_ADD,
+    LOG_RECORDS,
+    COUNTERS,
+)
 #: Every hook of the vLLM adapter, pinned to the release :mod:`.targets` was read from.
 TABLE = HookTable(
     engine="vllm",
     version=targets.VERSION,
-    hooks=(
-        CONFIG,
-        VALIDATE_PARAMS,
-        MIDDLEWARE,
-        PREPROCESS,
-        ENGINE_CORE_INIT,
-        ENGINE_CORE_BUILT,
-        *BUSY_LOOPS,
-        POST_STEP,
-        REJECT_ADD,
-    ),
+    hooks=(CONFIG, VALIDATE_PARAMS, MIDDLEWARE, *ENGINE_CORE_HOOKS),
 )
-ENGINE_CORE_HOOKS = (PREPROCESS, ENGINE_CORE_INIT, ENGINE_CORE_BUILT, *BUSY_LOOPS, POST_STEP, REJECT_ADD)
 
 
 def frontend_hooks() -> tuple[Hook, ...]:
     """The hooks a frontend process must carry (the middleware only in the ``vllm serve`` API server)."""
-    return (CONFIG, VALIDATE_PARAMS, MIDDLEWARE) if _is_serve_process() else (CONFIG, VALIDATE_PARAMS)
+    if _is_serve_process():
+        return (CONFIG, VALIDATE_PARAMS, MIDDLEWARE, LOG_RECORDS)
+    return (CONFIG, VALIDATE_PARAMS, LOG_RECORDS)
 
 
 # ---------------------------------------------------------------------- install and prove
@@ -305,7 +331,7 @@ def install_middleware_hook() -> None:
 
 def install_frontend_check() -> None:
     _pinned()
-    install(TABLE, (VALIDATE_PARAMS,))
+    install(TABLE, (VALIDATE_PARAMS, LOG_RECORDS))
 
 
 def install_engine_core_hooks() -> None:

@@ -10,24 +10,34 @@ refuses any request without one, whatever route it came from.
 
 It also serves ``close_privileged_endpoints`` (operator routes answer 403,
 :func:`admin_policy`) and ``disable:cache_hit_metrics``: ``GET /metrics`` passes through
-:func:`~pccguard.adapters.vllm.runtime.metrics_filter.drop_series`.
+:func:`~pccguard.adapters.vllm.runtime.metrics_filter.drop_series`; and it proves
+``allowlist_logs`` where the plan applied it in this process (:mod:`.logs`). It serves
+pccguard's metrics route with the counters of this process and of every engine core
+(:func:`read_counters`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pccguard.adapters.vllm.routes import RESPONSE_STORE_PATHS, ROUTE_TABLE
+from pccguard.adapters.vllm.runtime import logs
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.adapters.vllm.runtime.metrics_filter import HIT_ORACLE_FAMILIES, drop_series
 from pccguard.adapters.vllm.runtime.plan import DROP_HIT_METRICS
+from pccguard.adapters.vllm.runtime.targets import ENGINE_CORE_COUNTERS
+from pccguard.enforcement import log_allowlist
 from pccguard.enforcement.config import PluginConfig, load_plugin_config
-from pccguard.enforcement.selftest import AsyncCheck
+from pccguard.enforcement.selftest import AsyncCheck, on_loop
 from pccguard.enforcement.tenancy.boundary import AUDIT_RECORDS, ASGIApp, BoundaryPolicy, TenantBoundary
 from pccguard.enforcement.tenancy.identity import TenantResolver
 from pccguard.enforcement.tenancy.routes import BoundRoutes
 from pccguard.enforcement.tenancy.salts import SaltKeys, process_keys
 from pccguard.enforcement.tenancy.startup_checks import filtered, privileged_routes_closed
+
+#: The engine-core utility that answers its counters (added by ``hooks``).
+COUNTERS_UTILITY = ENGINE_CORE_COUNTERS.rpartition(".")[2]
 
 
 def _record(outcome: str, tenant: str | None) -> None:
@@ -54,6 +64,8 @@ def vllm_policy(settings: PluginConfig) -> BoundaryPolicy:
             checks["close_privileged_endpoints"] = privileged_routes_closed(app, routes)
         if filters and any(path == "/metrics" for (path, _), _b in routes):
             checks[DROP_HIT_METRICS] = filtered(app, "/metrics", HIT_ORACLE_FAMILIES, raw=_registry_text)
+        if log_allowlist.active() is not None:  # the plan installed it in this process (``logs``)
+            checks[log_allowlist.MITIGATION] = on_loop(logs.canary_check())
         return checks
 
     return BoundaryPolicy(
@@ -68,7 +80,15 @@ def vllm_policy(settings: PluginConfig) -> BoundaryPolicy:
         refused_paths=store,
         selftests=selftests,
         audit=audit_log(),
+        counters=read_counters,
     )
+
+
+async def read_counters(app: Any) -> list[Mapping[str, int]]:
+    """This API server's audit counters and every engine core's (its ``pccguard_counters`` utility)."""
+    client = app.state.engine_client.engine_core
+    cores = await client.call_utility_all_async(COUNTERS_UTILITY)
+    return [audit_log().counters(), *cores]
 
 
 def _registry_text() -> str:

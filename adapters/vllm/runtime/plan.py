@@ -17,6 +17,7 @@ from typing import Any
 from pccguard.adapters.vllm import IMPLEMENTED_MITIGATIONS
 from pccguard.adapters.vllm.runtime import hybrid
 from pccguard.adapters.vllm.runtime.audit import audit_log
+from pccguard.enforcement import log_allowlist
 from pccguard.enforcement.config import PluginConfig, load_plugin_config
 from pccguard.enforcement.decide import StartupDecision
 from pccguard.enforcement.startup import declared_facts, evaluate_startup, refuse
@@ -189,6 +190,9 @@ def installable_mitigations(
     # vLLM has no admin key: the tenant boundary in the API server refuses every operator route.
     if wanted.close_privileged_endpoints and frontend_serving:
         out.append("close_privileged_endpoints")
+    # The log canary goes through the API server's request logger: only a serving process proves it.
+    if wanted.allowlist_logs and frontend_serving and log_allowlist.offered(facts):
+        out.append(log_allowlist.MITIGATION)
     if hybrid.installable(config, engine_args, facts, settings):
         out.append(hybrid.MITIGATION)
     return [m for m in out if m in IMPLEMENTED_MITIGATIONS]

@@ -25,6 +25,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 
 from pccguard.adapters.vllm.runtime.audit import audit_log
 from pccguard.adapters.vllm.runtime.hooks import verify_engine_core
+from pccguard.adapters.vllm.runtime.logs import apply_if_installed
 from pccguard.adapters.vllm.runtime.plan import KEYS_ATTR, PLAN_KEY, RuntimePlan, decide
 from pccguard.adapters.vllm.runtime.scrub import ScrubTracker
 from pccguard.adapters.vllm.runtime.ttl import PrefixTTL
@@ -58,6 +59,7 @@ class PccguardSchedulerMixin:
         # engine-core hooks took (the salt gate and the idle waker depend on them).
         verify_engine_core()
         plan = plan_from_config(vllm_config)
+        apply_if_installed(plan.install)
         self.pccguard_plan = plan
         self._pccguard_waker: Callable[[], None] | None = None
         self._pccguard_timer: threading.Timer | None = None

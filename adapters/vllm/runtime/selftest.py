@@ -46,7 +46,9 @@ logger = logging.getLogger("vllm.pccguard")
 
 ENGINE = "vllm"
 #: Proven in the API server process, where they are installed (``middleware``).
-FRONTEND_MITIGATIONS = frozenset({"close_privileged_endpoints", "disable:cache_hit_metrics"})
+FRONTEND_MITIGATIONS = frozenset(
+    {"close_privileged_endpoints", "disable:cache_hit_metrics", "allowlist_logs"}
+)
 #: Blocks each KV check writes its canary into (fewer when the cache is smaller).
 CANARY_BLOCKS = 4
 

@@ -33,3 +33,5 @@ ENGINE_CORE_BUILT = "vllm.v1.engine.core.EngineCore._idle_state_callbacks"
 POST_STEP = "vllm.v1.engine.core.EngineCore.post_step"
 #: Where the engine-core process refuses new work while paused: residue found refuses there too.
 REJECT_ADD_WHILE_PAUSED = "vllm.v1.engine.core.EngineCoreProc._reject_add_while_paused"
+#: Added (the engine has no such method): the engine-core utility the API server calls for pccguard's counters.
+ENGINE_CORE_COUNTERS = "vllm.v1.engine.core.EngineCore.pccguard_counters"

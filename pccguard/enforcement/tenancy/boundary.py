@@ -30,7 +30,9 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pccguard.enforcement import guarantee_metrics
 from pccguard.enforcement.audit import AuditKind, AuditLog
+from pccguard.enforcement.guarantee_metrics import CounterReader
 from pccguard.enforcement.selftest import AsyncCheck, SelfTestOutcome, gate, run_checks_async
 from pccguard.enforcement.tenancy.identity import TenantResolver, tenant_scope
 from pccguard.enforcement.tenancy.routes import Binding, BoundRoutes, RouteTable
@@ -97,6 +99,9 @@ class BoundaryPolicy:
     on_selftests: Callable[[SelfTestOutcome | None, str | None], None] = field(
         default=lambda outcome, refusal: None
     )
+    #: Every process's audit counters, for pccguard's own metrics route (``guarantee_metrics.PATH``);
+    #: ``None``: the route is not served.
+    counters: CounterReader | None = None
 
 
 class TenantBoundary:
@@ -135,6 +140,10 @@ class TenantBoundary:
             return
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
+            return
+        reader = self.policy.counters
+        if kind == "http" and scope.get("path") == guarantee_metrics.PATH and reader is not None:
+            await self._guarantee_metrics(reader, scope, send)
             return
         routes = self.bind(scope.get("app"))
         found = routes.binding(scope.get("app"), scope)
@@ -232,6 +241,24 @@ class TenantBoundary:
         forwarded.append((b"content-length", str(len(body)).encode("latin-1")))
         with tenant_scope(tenant):
             await self.app(dict(scope, headers=forwarded), replay(body, receive), send)
+
+    async def _guarantee_metrics(self, reader: CounterReader, scope: Scope, send: Send) -> None:
+        """pccguard's counters, summed over the engine's processes; 503 when any process cannot be read."""
+        if scope.get("method") not in ("GET", "HEAD"):
+            await respond(send, 405, "pccguard's metrics are read with GET")
+            return
+        try:
+            body = guarantee_metrics.exposition(guarantee_metrics.merged(await reader(scope.get("app"))))
+        except Exception as exc:  # a scrape that cannot be read fails; it never answers zeros
+            logger.warning("pccguard: metrics unavailable: %s: %s", type(exc).__name__, str(exc)[:200])
+            await respond(send, 503, "pccguard's counters could not be read from every engine process")
+            return
+        headers = [
+            (b"content-type", guarantee_metrics.CONTENT_TYPE),
+            (b"content-length", str(len(body)).encode("latin-1")),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
 
     def _warmup(self, scope: Scope) -> bool:
         client = scope.get("client") or ("", 0)

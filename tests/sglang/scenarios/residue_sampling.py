@@ -82,6 +82,9 @@ def main() -> None:
                 result = {"served": finish.get("type") != "abort", "finish": finish}
             except Exception as exc:  # SGLang raises an abort as an error in some releases
                 result = {"served": False, "error": f"{type(exc).__name__}: {exc}"}
+        # What pccguard's metrics route reads from each scheduler: its internal-state answer.
+        states = engine.get_server_info()["internal_states"]
+        result["counters"] = [state.get("pccguard_counters") for state in states]
     finally:
         engine.shutdown()
     with open(EVENTS, encoding="utf-8") as events:

@@ -6,8 +6,8 @@
   plugin the scheduler proves its mitigations before it reports ready, and the
   records come back in ``get_server_info()``; without it (the control) the same
   checks run in the scheduler after ``Scheduler.__init__`` and report the residue;
-* ``serve`` -- SGLang's real ``launch_server`` (priority scheduling on, and an admin key when
-  the plugin is on):
+* ``serve`` -- SGLang's real ``launch_server`` (priority scheduling on, request logging on in
+  full, and an admin key when the plugin is on):
   the HTTP server proves its route mitigations in its lifespan start-up; the control
   runs the same checks there on an app without pccguard;
 * ``stores`` -- the HiCache L3 backend SGLang's own factory builds (pccguard's sealing
@@ -20,7 +20,8 @@ every process SGLang spawns (each re-imports this script before it loads plugins
 ``skip_layer`` (the zeroer leaves the last KV buffer out), ``salt_noop`` (the ingress
 salt hook does nothing), ``open_route`` (SGLang's auth middleware is never added),
 ``log_hook`` (the ``/configure_logging`` hook lets request logging through),
-``plaintext`` (the offload sealer writes plaintext). A refused start prints the
+``prompt_logger`` (the request log's logger hands prompts to its handler around
+pccguard's hook), ``plaintext`` (the offload sealer writes plaintext). A refused start prints the
 refusal in the JSON report (HTTP server) or in the scheduler's log (engine).
 """
 
@@ -50,6 +51,8 @@ CONTROL_SCHEDULER = (
     "tenant_cache_salt",
 )
 ENGINE_KWARGS: dict[str, Any] = {"schedule_policy": "lpm"}
+#: The server logs requests in full, so that ``allowlist_logs`` is installed (and the control logs them).
+REQUEST_LOGGING = ("--log-requests", "--log-requests-level", "3")
 
 
 def _noop_hook(*args: Any, **kwargs: Any) -> None:
@@ -79,6 +82,19 @@ def apply_fault(fault: str) -> None:
         from pccguard.adapters.sglang.runtime import endpoints
 
         _replace_hook(endpoints, endpoints._before_configure_logging)
+    elif fault == "prompt_logger":
+        import logging
+
+        class DirectLogger(logging.Logger):
+            """Hands its records straight to its handlers, as some logging libraries' loggers do."""
+
+            def callHandlers(self, record: logging.LogRecord) -> None:
+                for handler in self.handlers:
+                    handler.handle(record)
+
+        # The logger SGLang's request logger writes to; SGLang adds its stdout handler to it at start.
+        name = "sglang.srt.utils.request_logger.stdout"
+        logging.Logger.manager.loggerDict[name] = DirectLogger(name)
 
 
 def observe_scheduler_control() -> None:
@@ -195,7 +211,7 @@ def run_serve(model: str, port: int) -> None:
             "--model-path", model, "--device", "cpu", "--load-format", "dummy", "--skip-tokenizer-init",
             "--attention-backend", "torch_native", "--sampling-backend", "pytorch",
             "--model-impl", "transformers", "--mem-fraction-static", "0.05", "--disable-cuda-graph",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--enable-priority-scheduling", *key,
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--enable-priority-scheduling", *REQUEST_LOGGING, *key,
         ]
     )  # fmt: skip
     threading.Thread(target=_watch, args=(port,), daemon=True).start()

@@ -88,7 +88,10 @@ def main() -> None:
         prompt = {"prompt_token_ids": [11 + n, 12, 13, 14, 15], "cache_salt": tenant_token("a")}
         (out,) = llm.generate([prompt], params, use_tqdm=False)
         finished.append(out.outputs[0].finish_reason)
-    print(json.dumps({"started": True, "selftests": selftests, "planted": planted, "finished": finished}))
+    # The engine-core utility pccguard adds, called across the process boundary as the API server calls it.
+    counters = client.call_utility("pccguard_counters")
+    report = {"started": True, "selftests": selftests, "planted": planted, "finished": finished}
+    print(json.dumps({**report, "counters": counters}))
 
 
 if __name__ == "__main__":
