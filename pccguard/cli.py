@@ -27,6 +27,7 @@ from pccguard.policy.metadata import SEVERITIES
 # Cheap to import: the probe's HTTP client, statistics and rich load only when ``pccguard probe`` runs.
 from pccguard.probe.cli import register as register_probe
 from pccguard.scan.cli import register as register_scan
+from pccguard.transparency.cli import register as register_log
 
 if TYPE_CHECKING:
     from pccguard.evaluation.settings import PolicySettings
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rule_source_args(rbundle)
     register_probe(sub)
     register_scan(sub)
+    register_log(sub)
     return parser
 
 
@@ -523,6 +525,9 @@ def run(argv: Sequence[str]) -> int:
     if args.command == "scan":
         scan_code: int = args.scan_handler(args)
         return scan_code
+    if args.command == "log":
+        log_code: int = args.log_handler(args)
+        return log_code
     handlers = {"schema": cmd_schema, "catalog": cmd_catalog, "rules": cmd_rules}
     return handlers[args.command](args)
 

@@ -1,7 +1,7 @@
 """Imports run one way: each stage of the core imports only the stages below it.
 
 The order, from the bottom: ``errors`` → ``files`` → ``facts`` → ``policy`` →
-``evaluation`` → (``authoring`` | ``enforcement`` | ``reports``) → ``probe`` →
+``evaluation`` → (``authoring`` | ``enforcement`` | ``reports``) → (``probe`` | ``scan`` | ``transparency``) →
 ``cli``. The three stages on one level are siblings and never import each
 other. Outside the core: ``enclave_runtime`` sits above enforcement, the
 engine adapters above it, and the plugins are thin entry points above the
@@ -33,6 +33,7 @@ LEVELS = {
     "reports": 5,
     "probe": 6,
     "scan": 6,
+    "transparency": 6,
     "enclave_runtime": 6,
     "adapters": 7,
     "cli": 8,
