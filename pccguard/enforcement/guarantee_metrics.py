@@ -49,6 +49,11 @@ class CounterError(ValueError):
     """A process answered counters that are not counters: the scrape fails."""
 
 
+def served(counters: Mapping[str, int]) -> dict[str, int]:
+    """Those of an audit log's counters (``kind/mitigation``) whose kind the route serves."""
+    return {name: n for name, n in counters.items() if name.partition("/")[0] in KINDS}
+
+
 def merged(parts: Iterable[Mapping[str, int]]) -> dict[tuple[str, str], int]:
     """The served counters, summed over processes: ``{(kind, mitigation): total}`` for :data:`KINDS`.
 

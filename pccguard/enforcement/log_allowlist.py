@@ -107,7 +107,7 @@ class LogAllowlist:
     def permits(self, record: logging.LogRecord) -> bool:
         name, msg = record.name, record.msg
         if not isinstance(msg, str):
-            return any(_under(name, prefix) for prefix in self.own)
+            return self._own(name)
         key = (name, msg)
         known = self._known.get(key)
         if known is None:
@@ -121,9 +121,12 @@ class LogAllowlist:
         values: Iterable[object] = args.values() if isinstance(args, Mapping) else (args or ())
         return all(_safe(value) for value in values)
 
+    def _own(self, name: str) -> bool:
+        return any(_under(name, prefix) for prefix in self.own)
+
     def _judge(self, name: str, msg: str) -> object:
         """Whose record this is: pccguard's own, an allowlisted template's (arguments still to check), or neither."""
-        if any(_under(name, prefix) for prefix in self.own):
+        if self._own(name):
             return _OWN
         loggers = self._by_message.get(normalize(msg))
         if loggers is not None and any(_under(name, prefix) for prefix in loggers):
@@ -281,12 +284,12 @@ def _live_loggers() -> list[logging.Logger]:
     return found
 
 
-def bypassing_loggers(hook: Callable[..., Any] = call_handlers) -> list[str]:
-    """Live loggers whose class hands records to handlers around the hook (its own ``callHandlers``)."""
+def bypassing_loggers(loggers: Iterable[logging.Logger]) -> list[str]:
+    """Those of ``loggers`` whose class hands records to handlers around the hook (its own ``callHandlers``)."""
     return [
         logger.name
-        for logger in _live_loggers()
-        if not carries(getattr(type(logger), "callHandlers", None), hook)
+        for logger in loggers
+        if not carries(getattr(type(logger), "callHandlers", None), call_handlers)
     ]
 
 
@@ -339,7 +342,8 @@ def log_canary_check(
             raise SelfTestFailed(f"the canary request reached a log handler in {leaked} record(s){unapplied}")
         if not applied:
             raise SelfTestFailed("the log allowlist is not applied in this process")
-        bypass = bypassing_loggers()
+        live = _live_loggers()  # after the emitters ran: loggers they created are checked too
+        bypass = bypassing_loggers(live)
         if bypass:
             listed = ", ".join(sorted(bypass)[:5])
             raise SelfTestFailed(f"logger(s) {listed} hand records to handlers around the allowlist")
@@ -354,7 +358,7 @@ def log_canary_check(
             checked=(
                 f"a canary through {', '.join(emitters) or 'no request logger'} and {len(names)} content "
                 f"logger(s) left no canary in what {len(hosts)} logger(s)' handlers received; {held} record(s) "
-                f"withheld; {len(_live_loggers())} live loggers deliver through the allowlist"
+                f"withheld; {len(live)} live loggers deliver through the allowlist"
             )
         )
 

@@ -61,6 +61,20 @@ Check = Callable[[], Evidence]
 AsyncCheck = Callable[[], Awaitable[Evidence]]
 
 
+def process_age_seconds() -> float | None:
+    """Seconds since this process started (``psutil``, a dependency of both engines); None if unknown.
+
+    What an engine's start cost before the plugin could time it (spawn, imports,
+    platform set-up). Unknown means the budget's 2 s floor, never a longer one.
+    """
+    try:
+        import psutil
+
+        return max(0.0, time.time() - float(psutil.Process().create_time()))
+    except Exception:  # no psutil, or no process table
+        return None
+
+
 def on_loop(check: Check) -> AsyncCheck:
     """``check`` as an :data:`AsyncCheck`, for a boundary that runs its self-tests on the app's event loop."""
 

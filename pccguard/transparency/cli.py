@@ -78,18 +78,18 @@ def run(args: argparse.Namespace) -> int:
                 entries.append(path.read_bytes())
             except OSError as exc:
                 raise UsageError(f"cannot read the entry: {exc.strerror}", where=str(path)) from None
-        before = log.checkpoint().size
         point = log.append(entries, load_signer(args.dir, args.key))
-        print(f"appended entries {before} to {point.size - 1}; size {point.size}")
+        print(f"appended entries {point.size - len(entries)} to {point.size - 1}; size {point.size}")
         return 0
     if action == "checkpoint":
         log.checkpoint()
         print((args.dir / "checkpoint").read_text(encoding="utf-8"), end="")
         return 0
     if action == "prove":
-        size = log.checkpoint().size if args.size is None else args.size
-        if args.size is not None and not 0 < args.size <= log.checkpoint().size:
-            raise UsageError(f"--size must be from 1 to the checkpoint's size {log.checkpoint().size}")
+        current = log.checkpoint().size
+        size = current if args.size is None else args.size
+        if args.size is not None and not 0 < size <= current:
+            raise UsageError(f"--size must be from 1 to the checkpoint's size {current}")
         out: dict[str, Any] = {"inclusion": log.prove(args.index, size).to_json()}
         if args.from_size is not None:
             if not 0 < args.from_size <= size:

@@ -229,11 +229,11 @@ class TransparencyLog:
         with self._locked():
             old = self.checkpoint()
             size, new = old.size, old.size + len(entries)
-            self._write_entries(size, new, list(entries))
+            self._write_tiles(None, size, new, size, list(entries))
             level_hashes = [merkle.leaf_hash(e) for e in entries]
             level, first = 0, size
             while level_hashes:  # a level changes only where the one below filled a tile
-                self._write_level(level, size, new, first, level_hashes)
+                self._write_tiles(level, size, new, first, level_hashes)
                 before, after = tiles.stored(size, level + 1), tiles.stored(new, level + 1)
                 level_hashes = [
                     merkle.root(self.hashes(new, level, i * tiles.WIDTH, (i + 1) * tiles.WIDTH))
@@ -245,24 +245,24 @@ class TransparencyLog:
             _write(self.root, CHECKPOINT, sign(point.text(), [signer]))
             return point
 
-    def _write_entries(self, size: int, new: int, entries: list[bytes]) -> None:
-        start = (size // tiles.WIDTH) * tiles.WIDTH
-        kept = self.entries(size, start, size) if size > start else []
-        pending = kept + entries
-        for offset in range(0, len(pending), tiles.WIDTH):
-            tile = tiles.tile_for(new, None, start + offset)
-            _write(self.root, tile.path, tiles.bundle(pending[offset : offset + tile.width]))
+    def _write_tiles(self, level: int | None, size: int, new: int, first: int, fresh: list[bytes]) -> None:
+        """Write the tiles of ``level`` (``None``: the entry bundles) that ``fresh``, from index ``first``, changes.
 
-    def _write_level(self, level: int, size: int, new: int, first: int, fresh: list[bytes]) -> None:
-        """Write the tiles of ``level`` that the hashes ``fresh`` (indices from ``first``) change."""
+        The rightmost tile of the old size is rewritten with what it held plus the new items; every tile
+        after it is new.
+        """
         if not fresh:
             return
         start = (first // tiles.WIDTH) * tiles.WIDTH
-        kept = self.hashes(size, level, start, first) if first > start else []
+        if level is None:
+            kept = self.entries(size, start, first) if first > start else []
+        else:
+            kept = self.hashes(size, level, start, first) if first > start else []
         pending = kept + fresh
         for offset in range(0, len(pending), tiles.WIDTH):
             tile = tiles.tile_for(new, level, start + offset)
-            _write(self.root, tile.path, b"".join(pending[offset : offset + tile.width]))
+            items = pending[offset : offset + tile.width]
+            _write(self.root, tile.path, tiles.bundle(items) if level is None else b"".join(items))
 
     # ------------------------------------------------------------------ verify
 

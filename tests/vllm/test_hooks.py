@@ -80,10 +80,12 @@ def test_the_constructor_end_hook_replaced_refuses_the_start(
 def test_the_process_age_falls_back_to_the_strict_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     import psutil
 
-    age = hooks._process_age()
+    from pccguard.enforcement.selftest import process_age_seconds
+
+    age = process_age_seconds()
     assert age is not None and age > 0  # positive control: this process has an age
     monkeypatch.setattr(psutil, "Process", lambda: (_ for _ in ()).throw(OSError("no /proc")))
-    assert hooks._process_age() is None  # unknown: the 2 s floor holds, never a longer budget
+    assert process_age_seconds() is None  # unknown: the 2 s floor holds, never a longer budget
 
 
 def test_another_vllm_release_is_refused() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pccguard.enforcement.guarantee_metrics import KINDS, CounterError
+from pccguard.enforcement.guarantee_metrics import CounterError, served
 
 from . import targets
 from .state import STATE
@@ -26,7 +26,7 @@ STATE_KEY = "pccguard_counters"
 
 def served_counters() -> dict[str, int]:
     """This process's audit counters of the served kinds."""
-    return {name: n for name, n in STATE.counters().items() if name.partition("/")[0] in KINDS}
+    return served(STATE.counters())
 
 
 def _after_internal_state(result: Any, scheduler: Any, *args: Any, **kwargs: Any) -> None:

@@ -50,7 +50,14 @@ from typing import Any
 import torch
 
 from pccguard.enforcement.config import MitigationConfig
-from pccguard.enforcement.selftest import Check, Evidence, SelfTestFailed, SelfTestOutcome, require_verified
+from pccguard.enforcement.selftest import (
+    Check,
+    Evidence,
+    SelfTestFailed,
+    SelfTestOutcome,
+    process_age_seconds,
+    require_verified,
+)
 from pccguard.enforcement.tenancy.identity import tenant_scope
 from pccguard.enforcement.tenancy.salts import isolated_salt
 from pccguard.errors import EnforcementError
@@ -95,13 +102,11 @@ def engine_start_seconds(scheduler: Any | None = None) -> float | None:
     The process age counts what SGLang's start costs before ``Scheduler.__init__``
     (spawn, imports, platform set-up); the start mark is the fallback.
     """
-    try:
-        import psutil
-
-        return max(0.0, time.time() - float(psutil.Process(os.getpid()).create_time()))
-    except Exception:  # no psutil, or no process table: the scheduler's own mark
-        began = getattr(scheduler, "scheduler_startup_begin", None)
-        return time.perf_counter() - float(began) if began is not None else None
+    age = process_age_seconds()
+    if age is not None:
+        return age
+    began = getattr(scheduler, "scheduler_startup_begin", None)  # no process age: the scheduler's own mark
+    return time.perf_counter() - float(began) if began is not None else None
 
 
 def scheduler_init_seconds(scheduler: Any) -> float | None:

@@ -159,11 +159,12 @@ def prove_once(engine_core: Any) -> None:
         return
     from pccguard.adapters.vllm.runtime import residue
     from pccguard.adapters.vllm.runtime.selftest import prove_engine_core
+    from pccguard.enforcement.selftest import process_age_seconds
     from pccguard.errors import EnforcementError
 
     started = engine_core.__dict__.get(_STARTED)
     try:
-        elapsed = _process_age() if started is None else time.perf_counter() - started
+        elapsed = process_age_seconds() if started is None else time.perf_counter() - started
         if prove_engine_core(engine_core, elapsed) is not None:
             residue.attach(engine_core)
     except EnforcementError as exc:
@@ -174,18 +175,6 @@ def prove_once(engine_core: Any) -> None:
             f"pccguard refuses to start vllm: internal error in the self-tests (fail-closed): "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-
-
-def _process_age() -> float | None:
-    """Seconds since this process started (``psutil``, a vLLM dependency); None, the fixed budget, if unknown."""
-    import time
-
-    try:
-        import psutil
-
-        return max(0.0, time.time() - float(psutil.Process().create_time()))
-    except Exception:  # unknown: the 2 s floor, the strictest budget, holds
-        return None
 
 
 def _run_busy_loop(original: Any, self: Any, *args: Any, **kwargs: Any) -> Any:
